@@ -1,0 +1,350 @@
+"""SMTP benchmark: messages accepted per second by pli's inbound MTA, delivered into mailboxes
+(durable: fsync on, SQLite synchronous=FULL), against Postfix on the same machine in the same run.
+
+    .venv/bin/python bench/smtp.py                            # all cases, SQLite
+    .venv/bin/python bench/smtp.py --messages 1000 --seconds 20 --no-postfix
+    .venv/bin/python bench/smtp.py --url postgresql://postgres@127.0.0.1:5432/test
+
+Load: ``--connections`` (20) clients on 127.0.0.1, each does STARTTLS once (MSSanté profile,
+with our operator client certificate) then sends messages back to back on its connection
+(MAIL, RCPT, DATA pipelined), to ``--mailboxes`` (50) citizen mailboxes, until ``--messages``
+or ``--seconds`` is reached. Messages are 4 KB and 100 KB. The figure is messages acknowledged
+per second, and the p50/p99 latency of the reply to the end of DATA (a 250 from pli means the
+message is in the mailbox and committed; from Postfix, that it is in Postfix's queue).
+
+Cases: pli with group commit (the default), pli without it (one transaction per message), pli
+with the listener in 2 processes (SO_REUSEPORT), and Postfix accepting into virtual mailboxes
+(needs root, to start Postfix's master). The load generator runs in this process (asyncio), pli
+and Postfix in their own processes; all share the machine's cores. Prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from plitest.pki import session_pki
+from plitest.process import PliProcess
+from plitest.store import sized_message
+
+from pli.config.loading import load_settings
+from pli.mailbox.store import Store
+from pli.mailbox.store.demo import DEMO_DOMAIN
+from pli.policy.ins import make_ins
+
+SENDER = f"dr.martin@{DEMO_DOMAIN}"
+CITIZEN_DOMAIN = "patient.mssante.fr"
+POSTFIX_DOMAIN = "clinique-demo.mssante.fr"
+
+
+@dataclass
+class Result:
+    name: str
+    size: int
+    sent: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+    def percentile(self, fraction: float) -> float:
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+
+
+async def _reply(reader: asyncio.StreamReader) -> int:
+    while True:
+        line = await reader.readline()
+        if not line:
+            raise ConnectionError("closed")
+        if line[3:4] != b"-":
+            return int(line[:3])
+
+
+def _payload(size: int, recipient: str) -> bytes:
+    raw = sized_message(size, sender=SENDER, to=[recipient], subject="Bench")
+    return raw.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+
+
+async def _connection(
+    address: tuple[str, int],
+    context: ssl.SSLContext,
+    jobs: Iterator[tuple[str, bytes]],
+    result: Result,
+    deadline: float,
+) -> None:
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        await _reply(reader)
+        writer.write(b"EHLO bench.test\r\n")
+        await _reply(reader)
+        writer.write(b"STARTTLS\r\n")
+        assert await _reply(reader) == 220
+        await writer.start_tls(context)
+        writer.write(b"EHLO bench.test\r\n")
+        await _reply(reader)
+        for recipient, payload in jobs:
+            if time.perf_counter() > deadline:
+                break
+            writer.write(f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode())
+            codes = [await _reply(reader) for _ in range(3)]
+            if codes[2] != 354:
+                result.failed += 1
+                writer.write(b"RSET\r\n")
+                await _reply(reader)
+                continue
+            started = time.perf_counter()
+            writer.write(payload)
+            code = await _reply(reader)
+            if code == 250:
+                result.sent += 1
+                result.latencies.append(time.perf_counter() - started)
+            else:
+                result.failed += 1
+        writer.write(b"QUIT\r\n")
+        await _reply(reader)
+    finally:
+        writer.close()
+
+
+async def load(
+    name: str,
+    address: tuple[str, int],
+    context: ssl.SSLContext,
+    recipients: list[str],
+    size: int,
+    *,
+    messages: int,
+    seconds: float,
+    connections: int,
+) -> Result:
+    payloads = {recipient: _payload(size, recipient) for recipient in recipients}
+    result = Result(name, size)
+
+    def jobs() -> Iterator[tuple[str, bytes]]:
+        for index in range(messages):
+            recipient = recipients[index % len(recipients)]
+            yield recipient, payloads[recipient]
+
+    shared = jobs()  # one iterator: the connections share the budget
+    start = time.perf_counter()
+    await asyncio.gather(
+        *(
+            _connection(address, context, shared, result, start + seconds)
+            for _ in range(connections)
+        )
+    )
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+# -- pli --------------------------------------------------------------------------------------
+
+
+def init_pli(directory: Path, url: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pli.mailgateway", "init", "--dir", str(directory), "--demo"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, **({"PLI_DATABASE__URL": url} if url else {})},
+    )
+
+
+async def prepare_pli(directory: Path, url: str, mailboxes: int) -> list[str]:
+    await asyncio.to_thread(init_pli, directory, url)
+    if url:
+        with (directory / "pli.toml").open("a") as config:
+            config.write(f'\n[database]\nurl = "{url}"\n')
+    settings = load_settings(directory / "pli.toml", environ={})
+    addresses = [
+        f"{make_ins(f'1{index % 2 + 80:02d}0175{index:06d}')}@{CITIZEN_DOMAIN}"
+        for index in range(mailboxes)
+    ]
+
+    store = await Store.open(settings)
+    try:
+        for address in addresses:
+            if await store.accounts.find(address) is None:
+                await store.accounts.create_citizen(address.split("@")[0], CITIZEN_DOMAIN)
+    finally:
+        await store.close()
+    return [address.lower() for address in addresses]
+
+
+def client_context(directory: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=directory / "pki/trust/anchors.pem")
+    context.load_verify_locations(directory / "pki/trust/intermediates.pem")
+    context.check_hostname = False
+    context.load_cert_chain(
+        directory / "pki/server/operator.crt", directory / "pki/server/operator.key"
+    )
+    return context
+
+
+def start_pli(directory: Path, **env: str) -> tuple[PliProcess, tuple[str, int]]:
+    settings = load_settings(directory / "pli.toml", environ={})
+    ports = {f"PLI_LISTENERS__{name.upper()}__PORT": "0" for name in settings.listeners}
+    process = PliProcess(["serve", "-c", str(directory / "pli.toml")], env={**ports, **env})
+    try:
+        where = process.listening()
+    except BaseException:
+        process.stop()
+        raise
+    return process, where["mta"]
+
+
+async def pli_case(
+    name: str,
+    directory: Path,
+    recipients: list[str],
+    size: int,
+    args: argparse.Namespace,
+    **env: str,
+) -> Result:
+    process, address = start_pli(directory, **env)
+    try:
+        return await load(
+            name,
+            address,
+            client_context(directory),
+            recipients,
+            size,
+            messages=args.messages,
+            seconds=args.seconds,
+            connections=args.connections,
+        )
+    finally:
+        process.signal()
+        process.wait(60)
+        process.stop()
+
+
+# -- Postfix ----------------------------------------------------------------------------------
+
+
+async def postfix_cases(sizes: list[int], args: argparse.Namespace) -> list[Result]:
+    from plitest.postfix import postfix_operator
+
+    pki = session_pki()
+    users = [f"patient{index}" for index in range(args.mailboxes)]
+    recipients = [f"{user}@{POSTFIX_DOMAIN}" for user in users]
+    results = []
+    with postfix_operator(
+        pki,
+        domain=POSTFIX_DOMAIN,
+        client=pki.operator,
+        server=pki.issue_server(f"mx.{POSTFIX_DOMAIN}"),
+        relay_domains=[],
+        pli_port=25,
+        users=users,
+    ) as postfix:
+        context = pki.client_context()
+        for size in sizes:
+            results.append(
+                await load(
+                    "postfix (queued)",
+                    ("127.0.0.1", postfix.port),
+                    context,
+                    recipients,
+                    size,
+                    messages=args.messages,
+                    seconds=args.seconds,
+                    connections=args.connections,
+                )
+            )
+    return results
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        f"{'case':<34} {'size':>7} {'msgs':>6} {'fail':>5} {'msg/s':>8}"
+        f" {'p50 ms':>8} {'p99 ms':>8}",
+        "-" * 82,
+    ]
+    for r in results:
+        lines.append(
+            f"{r.name:<34} {r.size // 1024:>5}KB {r.sent:>6} {r.failed:>5} {r.rate:>8.1f} "
+            f"{r.percentile(0.5):>8.1f} {r.percentile(0.99):>8.1f}"
+        )
+    return "\n".join(lines)
+
+
+async def main(args: argparse.Namespace) -> None:
+    sizes = [int(size) for size in args.sizes.split(",")]
+    results: list[Result] = []
+    root = Path(tempfile.mkdtemp(prefix="pli-bench-smtp-"))
+    try:
+        directory = root / "pli"
+        recipients = await prepare_pli(directory, args.url, args.mailboxes)
+        for size in sizes:
+            results.append(await pli_case("pli, group commit", directory, recipients, size, args))
+        if not args.quick:
+            results.append(
+                await pli_case(
+                    "pli, one commit per message",
+                    directory,
+                    recipients,
+                    sizes[0],
+                    args,
+                    PLI_SMTP__GROUP_COMMIT_WINDOW="0",
+                    PLI_SMTP__GROUP_COMMIT_SIZE="1",
+                )
+            )
+            results.append(
+                await pli_case(
+                    "pli, 2 processes (SO_REUSEPORT)",
+                    directory,
+                    recipients,
+                    sizes[0],
+                    args,
+                    PLI_LISTENERS__MTA__PROCESSES="2",
+                )
+            )
+        if not args.no_postfix and shutil.which("postfix") and os.geteuid() == 0:
+            results += await postfix_cases(sizes, args)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(
+        f"{args.connections} connections, STARTTLS (TLS 1.2 ECDHE-RSA), {os.cpu_count()} CPUs, "
+        f"{'PostgreSQL' if args.url else 'SQLite'}"
+    )
+    print(table(results))
+    if args.json:
+        print(json.dumps([r.__dict__ | {"rate": r.rate} for r in results], default=str))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=2000, help="messages per case at most")
+    parser.add_argument("--seconds", type=float, default=30.0, help="time per case at most")
+    parser.add_argument("--connections", type=int, default=20)
+    parser.add_argument("--mailboxes", type=int, default=50)
+    parser.add_argument("--sizes", default="4096,102400", help="message sizes (bytes)")
+    parser.add_argument("--url", default="", help="PostgreSQL URL (default: SQLite)")
+    parser.add_argument("--no-postfix", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="only pli with group commit")
+    parser.add_argument("--json", action="store_true")
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,85 @@
+"""The queries the SMTP gateway added to the store: a message prepared (file written, parsed)
+outside the delivering transaction, one read transaction for several reads (snapshot), audit
+records appended in one batch, the last dispensation at a pharmacy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from plitest.store import build_message, demo, open_test_store
+
+from pli.mailbox.store import DeliveryTarget
+from pli.mailbox.store.audit import AuditEntry
+from pli.mailbox.store.demo import PHARMACY_ADDRESS, PHARMACY_STRUCTURE
+
+
+async def test_a_prepared_message_is_delivered_without_writing_it_again(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with open_test_store(database_url, tmp_path) as store:
+        accounts = await demo(store)
+        raw = build_message(subject="préparé")
+        prepared = await store.messages.prepare(raw)
+        before = {blob for blob, _ in store.blobs.list()}
+        assert prepared.blob_id in before
+        [delivered] = await store.messages.deliver(
+            raw, [DeliveryTarget(accounts.child.id)], prepared=prepared
+        )
+        assert delivered.blob_id == prepared.blob_id
+        assert {blob for blob, _ in store.blobs.list()} == before  # no second file
+        assert await store.messages.read(delivered.folder_id, delivered.uid) == raw
+
+
+async def test_a_snapshot_shares_one_read_transaction(database_url: str, tmp_path: Path) -> None:
+    async with open_test_store(database_url, tmp_path) as store:
+        accounts = await demo(store)
+        async with store.db.snapshot():
+            async with store.db.read() as first, store.db.read() as second:
+                assert first is second
+            async with store.db.snapshot(), store.db.read() as third:  # nested: the same
+                assert third is first
+            assert (await store.accounts.find(accounts.parent.address)) is not None
+        async with store.db.read() as outside, store.db.read() as other:
+            assert outside is not other
+
+
+async def test_audit_records_appended_in_one_batch_keep_the_chain(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with open_test_store(database_url, tmp_path) as store:
+        await store.audit.record("before", "x")
+        entries = [
+            AuditEntry(f"actor{index}", "deliver", mailbox=f"m{index}@x.fr", result="ok")
+            for index in range(5)
+        ]
+        async with store.transaction() as tx:
+            await store.audit.record_many(entries, tx=tx)
+            await store.audit.record_many([], tx=tx)
+        await store.audit.record("after", "x")
+        verification = await store.audit.verify()
+        assert verification.ok and verification.checked == 7
+        history = await store.audit.history("m3@x.fr")
+        assert [r.actor for r in history] == ["actor3"]
+
+
+async def test_the_last_dispensation_by_address_or_structure(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with open_test_store(database_url, tmp_path) as store:
+        accounts = await demo(store)  # a dispensation 30 days ago, named by structure id
+        ins = accounts.parent.ins or ""
+        first = await store.directory.last_dispensation(ins, PHARMACY_ADDRESS)
+        assert first is not None and first.tzinfo is not None
+        recent = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+        await store.directory.add_dispensation(ins, PHARMACY_ADDRESS, recent)
+        assert await store.directory.last_dispensation(ins, PHARMACY_ADDRESS) == recent
+        assert (
+            await store.directory.last_dispensation(accounts.child.ins or "", PHARMACY_ADDRESS)
+            is None
+        )
+        assert (
+            await store.directory.has_dispensation(ins, PHARMACY_STRUCTURE.lower() + "@x", recent)
+            is False
+        )
+        assert await store.directory.has_dispensation(ins, PHARMACY_ADDRESS, recent)
