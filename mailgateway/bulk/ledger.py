@@ -56,6 +56,8 @@ FINAL_STATES = frozenset({SUBMITTED, REFUSED, INVALID, CANCELLED})
 DELIVERED, DEFERRED, BOUNCED = "delivered", "deferred", "bounced"
 #: Campaign states.
 READY, FINISHED = "ready", "finished"
+#: Why a row whose submission kept failing (not a refusal: the store did) was given up.
+SUBMISSION_FAILED = "submission-failed"
 
 ROWS = cast(Table, CampaignRecipientRow.__table__)
 CAMPAIGNS = cast(Table, CampaignRow.__table__)
@@ -368,7 +370,8 @@ class Ledger:
         return True
 
     async def cancel(self, campaign_id: str, now: datetime | None = None) -> int:
-        """Rows not yet handed to the pipeline are cancelled; returns how many."""
+        """Rows not yet handed to the pipeline are cancelled, and the campaign with them (a
+        runner stops at its next batch); returns how many rows."""
         now = now or datetime.now(UTC)
         async with self.store.transaction() as tx:
             result = await tx.conn.execute(
@@ -376,10 +379,16 @@ class Ledger:
                 .where(ROWS.c.campaign_id == campaign_id, ROWS.c.state == PENDING)
                 .values(state=CANCELLED, reason="cancelled", updated_at=now)
             )
+            await tx.conn.execute(
+                update(CAMPAIGNS)
+                .where(CAMPAIGNS.c.id == campaign_id, CAMPAIGNS.c.state == READY)
+                .values(state=CANCELLED, finished_at=now)
+            )
         return int(result.rowcount or 0)
 
     async def runnable(self, now: datetime | None = None) -> list[CampaignRecord]:
-        """Unfinished campaigns submitted over the HTTP API whose lease is free."""
+        """Unfinished campaigns whose lease is free (expired, or never taken): those submitted
+        over the HTTP API, and those a stopped ``pli bulk send`` left (``bulk.enabled``)."""
         now = now or datetime.now(UTC)
         async with self.store.db.read() as conn:
             rows = (
@@ -387,7 +396,6 @@ class Ledger:
                     select(CAMPAIGNS)
                     .where(
                         CAMPAIGNS.c.state == READY,
-                        CAMPAIGNS.c.origin.like("api:%"),
                         or_(CAMPAIGNS.c.lease_until.is_(None), CAMPAIGNS.c.lease_until <= now),
                     )
                     .order_by(CAMPAIGNS.c.created_at)
@@ -478,10 +486,7 @@ class Ledger:
                     )
                 )
             ).all()
-        found: set[int] = {row.id for row in rows if row.delivery}
-        for chunk in _chunks([row for row in rows if not row.delivery], RECOVERY_CHUNK):
-            accepted = await self._accepted(chunk, mailbox)
-            found |= {row.id for row in chunk if row.message_id in accepted}
+        found = await self._found(rows, mailbox)
         async with self.store.transaction() as tx:
             for chunk in _chunks([row.id for row in rows], INSERT_CHUNK):
                 await tx.conn.execute(
@@ -495,6 +500,67 @@ class Ledger:
                     )
                 )
         return len(found)
+
+    async def settle_failed(
+        self,
+        ids: Sequence[int],
+        mailbox: str,
+        *,
+        retry_at: datetime,
+        max_attempts: int,
+        now: datetime | None = None,
+    ) -> int:
+        """Rows whose submission raised (the store failed mid-way): like :meth:`recover`, those
+        the pipeline committed are ``submitted``; the others are ``pending`` again from
+        ``retry_at`` (one more attempt), or ``refused`` (``submission-failed``) once they
+        reach ``max_attempts``. Returns how many were found accepted."""
+        now = now or datetime.now(UTC)
+        async with self.store.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        ROWS.c.id,
+                        ROWS.c.recipient,
+                        ROWS.c.message_id,
+                        ROWS.c.delivery,
+                        ROWS.c.attempts,
+                    ).where(ROWS.c.id.in_(list(ids)), ROWS.c.state == SUBMITTING)
+                )
+            ).all()
+        found = await self._found(rows, mailbox)
+        async with self.store.transaction() as tx:
+            for row in rows:
+                values: dict[str, Any]
+                if row.id in found:
+                    values = {"state": SUBMITTED, "submitted_at": now, "reason": "recovered"}
+                elif row.attempts + 1 >= max_attempts:
+                    values = {
+                        "state": REFUSED,
+                        "reason": SUBMISSION_FAILED,
+                        "text": "l'envoi a échoué plusieurs fois (erreur du serveur)",
+                        "attempts": row.attempts + 1,
+                    }
+                else:
+                    values = {
+                        "state": PENDING,
+                        "attempts": row.attempts + 1,
+                        "not_before": retry_at,
+                    }
+                await tx.conn.execute(
+                    update(ROWS)
+                    .where(ROWS.c.id == row.id, ROWS.c.state == SUBMITTING)
+                    .values(updated_at=now, **values)
+                )
+        return len(found)
+
+    async def _found(self, rows: Sequence[Any], mailbox: str) -> set[int]:
+        """The ids among ``rows`` (id, recipient, message_id, delivery) that the pipeline
+        committed: a delivery the queue reported, or their Message-ID found."""
+        found: set[int] = {row.id for row in rows if row.delivery}
+        for chunk in _chunks([row for row in rows if not row.delivery], RECOVERY_CHUNK):
+            accepted = await self._accepted(chunk, mailbox)
+            found |= {row.id for row in chunk if row.message_id in accepted}
+        return found
 
     async def _accepted(self, rows: Sequence[Any], mailbox: str) -> set[str]:
         """The Message-IDs among ``rows`` the pipeline committed: in the recipient's folders,
