@@ -26,6 +26,7 @@ from pli.mailbox.notify.commands import outbox_group
 from pli.mailbox.store.commands import GROUPS as STORE_GROUPS
 from pli.policy.command import policy_group, use_store_facts
 
+from .bulk.stats_command import stats_command
 from .commands import GROUPS as SMTP_GROUPS
 from .commands import store_facts
 from .init import initialise
@@ -171,3 +172,6 @@ main.add_command(outbox_group)
 
 # Filing into citizens' document stores (mailbox/filing): `pli filing list|show|retry`.
 main.add_command(filing_group)
+
+# Usage indicators per establishment and week (mailgateway/bulk/stats.py): `pli stats`.
+main.add_command(stats_command)
