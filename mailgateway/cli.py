@@ -27,6 +27,7 @@ from pli.mailbox.store.commands import GROUPS as STORE_GROUPS
 from pli.policy.command import policy_group, use_store_facts
 
 from .bulk.stats_command import stats_command
+from .bulk.commands import bulk_group
 from .commands import GROUPS as SMTP_GROUPS
 from .commands import store_facts
 from .init import initialise
@@ -172,6 +173,9 @@ main.add_command(outbox_group)
 
 # Filing into citizens' document stores (mailbox/filing): `pli filing list|show|retry`.
 main.add_command(filing_group)
+
+# Campaigns (mailgateway/bulk): `pli bulk check|send|status|report|cancel|list`.
+main.add_command(bulk_group)
 
 # Usage indicators per establishment and week (mailgateway/bulk/stats.py): `pli stats`.
 main.add_command(stats_command)

@@ -33,6 +33,8 @@ from pli.policy.explain import audit_fields
 from pli.policy.facts import Facts
 from pli.policy.reasons import Decision
 
+from .smtp.trace import with_return_path
+
 log = structlog.get_logger(__name__)
 
 
@@ -50,10 +52,15 @@ class LocalCopy:
 
 @dataclass
 class DeliveryJob:
+    """One message for local mailboxes. ``sender`` is the envelope's reverse-path ("" for the
+    null one): the copies carry it as their ``Return-Path:`` (``stored``, RFC 5321 §4.4: this is
+    the final delivery, the one place every way in goes through)."""
+
     raw: bytes
     copies: Sequence[LocalCopy]
     actor: str  # who delivers, for the audit: the peer's DN, the principal, "dsn"
     action: str  # audit action: "smtp-receive", "submit", "dsn"
+    sender: str
     request: str = ""  # audit request summary (envelope, never content)
     acting_for: str | None = None
     #: Work to commit in the same transaction (queueing the remote recipients, a report).
@@ -62,6 +69,11 @@ class DeliveryJob:
     done: asyncio.Future[list[Delivered]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    #: The bytes filed into the mailboxes: ``raw`` with the Return-Path field first.
+    stored: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stored = with_return_path(self.raw, self.sender)
 
 
 class LocalDelivery:
@@ -94,13 +106,13 @@ class LocalDelivery:
     async def deliver(self, job: DeliveryJob) -> list[Delivered]:
         """Deliver ``job``; returns after COMMIT (raises if the delivery failed)."""
         if self._task is None:  # not started (tools, tests): one transaction of its own
-            job.prepared = await self.store.messages.prepare(job.raw)
+            job.prepared = await self.store.messages.prepare(job.stored)
             entries: list[AuditEntry] = []
             async with self.store.transaction() as tx:
                 delivered = await self._write(job, tx, entries)
                 await self.store.audit.record_many(entries, tx=tx)
             return delivered
-        job.prepared = await self.store.messages.prepare(job.raw)
+        job.prepared = await self.store.messages.prepare(job.stored)
         job.done.add_done_callback(_retrieve)
         await self._queue.put(job)
         # The job is committed or failed by the writer even if this waiter is cancelled
@@ -154,7 +166,7 @@ class LocalDelivery:
     ) -> list[Delivered]:
         targets = [DeliveryTarget(copy.account_id, copy.folder) for copy in job.copies]
         delivered = await self.store.messages.deliver(
-            job.raw, targets, prepared=job.prepared, tx=tx
+            job.stored, targets, prepared=job.prepared, tx=tx
         )
         for copy in job.copies:
             if copy.facts is not None and copy.decision is not None:

@@ -38,6 +38,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from pli.config.schema import DkimSection, Settings
 
+from .fields import drop_fields
+
 log = structlog.get_logger(__name__)
 
 #: RFC 8301 §3.2: signers use RSA keys of at least 1024 bits, SHOULD use 2048.
@@ -359,23 +361,15 @@ def authentication_results(authserv_id: str, results: list[DkimResult]) -> bytes
     return f"Authentication-Results: {authserv_id};\r\n\t{body}\r\n".encode()
 
 
-_AR_NAME = b"authentication-results"
+_AR_NAME = frozenset({b"authentication-results"})
 
 
 def strip_forged_results(message: bytes, authserv_id: str) -> bytes:
     """Remove Authentication-Results fields that claim ``authserv_id`` (RFC 8601 §5)."""
-    end = message.find(b"\r\n\r\n")
-    header = message if end < 0 else message[: end + 2]
-    if _AR_NAME not in header.lower():
-        return message
-    fields, _ = split_message(message)
-    kept = []
     wanted = authserv_id.lower().encode()
-    for name, value in fields:
-        if name.strip().lower() == _AR_NAME:
-            claimed = value.strip().split(b";", 1)[0].split()[:1]
-            if claimed and claimed[0].lower() == wanted:
-                continue
-        kept.append(name + b":" + value + b"\r\n")
-    rest = b"" if end < 0 else message[end + 2 :]
-    return b"".join(kept) + rest
+
+    def claims_us(name: bytes, value: bytes) -> bool:
+        claimed = value.strip().split(b";", 1)[0].split()[:1]
+        return bool(claimed) and claimed[0].lower() == wanted
+
+    return drop_fields(message, _AR_NAME, claims_us)

@@ -406,6 +406,7 @@ class SubmissionPipeline:
                         [p.verdict.copy() for p in local if p.verdict is not None],
                         actor=audit_actor,
                         action="submit",
+                        sender=sender,
                         request=f"from <{sender}>",
                         acting_for=acting_for,
                         also=queue_remote,

@@ -230,6 +230,7 @@ class QueueRunner:
                         [v.copy() for v in accepted],
                         actor=f"queue:{message.id}",
                         action="deliver-queued",
+                        sender=message.sender,
                         request=f"from <{message.sender}> origin {message.origin}",
                     )
                 )

@@ -233,6 +233,7 @@ class InboundHandler:
                 [v.copy() for _, v in accepted],
                 actor=_peer_name(connection),
                 action="smtp-receive",
+                sender=transaction.sender,
                 request=" ".join(
                     (
                         f"from <{transaction.sender}> [{connection.peer_host}]",

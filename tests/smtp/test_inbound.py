@@ -28,14 +28,19 @@ async def test_another_operator_delivers_to_a_citizen_with_trace_and_dkim_result
     paul = stack.accounts.parent.address
     before = len(await inbox(stack, paul))
     raw = build_message(sender=f"Dr Bernard <{DOCTOR_ELSEWHERE}>", to=[paul], subject="Résultats")
+    forged = b"Return-Path: <espion@ailleurs.test>\r\n"  # only the final delivery knows it
     async with stack.mta_client() as client:
-        errors, reply = await client.sendmail(DOCTOR_ELSEWHERE, [paul], raw)
+        errors, reply = await client.sendmail(DOCTOR_ELSEWHERE, [paul], forged + raw)
     assert errors == {}
     assert reply.startswith("2.0.0 OK")
     messages = await inbox(stack, paul)
     assert len(messages) == before + 1
     stored = messages[-1]
-    assert stored.startswith(b"Received: from mx.clinique-demo.mssante.fr")
+    # RFC 5321 §4.4: the envelope's reverse-path first, the message's own one removed
+    assert stored.startswith(
+        f"Return-Path: <{DOCTOR_ELSEWHERE}>\r\nReceived: from mx.clinique-demo.mssante.fr".encode()
+    )
+    assert stored.count(b"Return-Path:") == 1
     assert b"with ESMTPS (TLSv1.2 ECDHE-RSA-" in stored
     assert b"Authentication-Results: localhost;\r\n\tdkim=none" in stored
     assert stored.endswith(raw)

@@ -66,7 +66,10 @@ async def test_postfix_relays_its_doctors_mail_to_pli_with_its_client_certificat
     )
     messages = await inbox(stack, paul)
     assert len(messages) == before + 1
-    assert messages[-1].startswith(b"Received: from mx.clinique-demo.mssante.fr ([127.0.0.1])")
+    assert messages[-1].startswith(
+        f"Return-Path: <{DOCTOR}>\r\n"
+        "Received: from mx.clinique-demo.mssante.fr ([127.0.0.1])".encode()
+    )
     history = await stack.store.audit.history(paul)
     assert any(r.action == "smtp-receive" and r.actor == stack.peer.dn for r in history)
 

@@ -151,6 +151,7 @@ async def test_a_permanent_refusal_bounces_that_recipient_only(stack: SmtpStack)
     reports = await reports_to(stack, stack.accounts.doctor.address)
     assert len(reports) == 1
     report = reports[0]
+    assert report.get_all("Return-Path") == ["<>"]  # RFC 5321 §4.4: the null reverse-path
     assert report["From"].startswith("Mail Delivery System <MAILER-DAEMON@")
     assert report["Auto-Submitted"] == "auto-replied"
     part = next(p for p in report.walk() if p.get_content_type() == "message/delivery-status")

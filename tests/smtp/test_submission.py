@@ -52,14 +52,16 @@ async def test_a_doctor_writes_to_a_citizen_signed_and_delivered(stack: SmtpStac
         errors, reply = await client.sendmail(doctor, [paul], raw)
     assert errors == {} and reply.startswith("2.0.0")
     stored = (await inbox(stack, paul))[-1]
-    assert stored.startswith(b"Received: from poste.hopital-demo.mssante.fr")
+    assert stored.startswith(
+        f"Return-Path: <{doctor}>\r\nReceived: from poste.hopital-demo.mssante.fr".encode()
+    )
     assert b"with ESMTPSA" in stored
     assert (
         b"\r\nDKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=hopital-demo.mssante.fr"
         in stored
     )
     assert b"\r\nMessage-ID: <" in stored
-    results = DkimVerifier(stack.dkim_dns).verify_blocking(stored.split(b"\r\n", 3)[3])
+    results = DkimVerifier(stack.dkim_dns).verify_blocking(stored.split(b"\r\n", 4)[4])
     assert [r.result for r in results] == ["pass"]
     conversation = await stack.store.conversations.get(doctor, stack.accounts.parent.ins or "")
     assert conversation is not None and conversation.is_open
@@ -183,6 +185,25 @@ async def test_a_remote_recipient_is_queued_and_a_local_one_delivered(stack: Smt
     assert queued[0].origin == "submission"
     stored = await stack.gateway.queue.read(queued[0])
     assert b"DKIM-Signature:" in stored and stored.endswith(raw.split(b"\r\n\r\n", 1)[1])
+    # RFC 5321 §4.4: Return-Path only in the local copy (the final delivery), never relayed
+    assert b"Return-Path:" not in stored
+    local = (await inbox(stack, paul))[-1]
+    assert local.startswith(f"Return-Path: <{doctor}>\r\n".encode())
+    assert local.endswith(stored)
+
+
+async def test_a_read_receipt_with_the_null_sender_is_delivered_with_return_path_null(
+    stack: SmtpStack,
+) -> None:
+    """RFC 8098 §3: an MDN goes with ``MAIL FROM:<>``; its copy says so (RFC 5321 §4.4)."""
+    doctor, paul = stack.accounts.doctor.address, stack.accounts.parent.address
+    raw = build_message(sender=doctor, to=[paul], subject="Accusé de lecture")
+    async with stack.submission_client() as client:
+        await auth(client, doctor)
+        errors, _ = await client.sendmail("", [paul], raw)
+    assert errors == {}
+    stored = (await inbox(stack, paul))[-1]
+    assert stored.startswith(b"Return-Path: <>\r\nReceived: from poste.hopital-demo.mssante.fr")
 
 
 async def test_strong_authentication_needs_the_one_time_code(
