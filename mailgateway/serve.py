@@ -32,6 +32,7 @@ from pli.mailbox.web.context import webmail_deps
 
 from .admin import create_admin_app
 from .asgi import AsgiService, bind_tcp
+from .bulk.service import bulk_services
 from .gateway import Gateway, GatewayUnavailable
 from .services import Runtime, Service, ServiceFactory, ServiceUnavailable
 from .smtp.service import SmtpService
@@ -193,6 +194,7 @@ def build_services(runtime: Runtime) -> list[Service]:
             services.append(runtime.gateway.queue_runner())
         except GatewayUnavailable as error:
             raise StartupError(f"queue runner: {error}") from None
+    services += bulk_services(runtime)  # campaigns, and their queued messages followed
     if runtime.store is not None and Notifier.wanted(runtime.settings):  # new-mail e-mails
         services.append(Notifier.from_settings(runtime.store, runtime.settings))
     if runtime.store is not None and FilingWorker.wanted(runtime.settings):  # documents filed
