@@ -75,10 +75,6 @@ class RcptParams:
     notify: tuple[str, ...] | None = None  # ("NEVER",) or a subset of NOTIFY_VALUES
     orcpt: str | None = None  # decoded "addr-type;address" (RFC 3461 §4.2)
 
-    @property
-    def notify_never(self) -> bool:
-        return self.notify == ("NEVER",)
-
 
 def xtext_decode(value: str) -> str:
     """RFC 3461 §4: ``+XX`` is the octet XX (upper-case hex); other characters stand for

@@ -266,6 +266,14 @@ class SmtpSession(SMTP):
         self._writer.write(reply.line.encode("ascii") + b"\r\n")
         await self._writer.drain()
 
+    async def push(self, status: Any) -> None:
+        """aiosmtpd's own replies: only its STARTTLS (``super().smtp_STARTTLS``) still speaks,
+        with ``220 Ready to start TLS``; sent as ours, with its enhanced code (RFC 2034 §3)."""
+        if status == "220 Ready to start TLS":
+            await self._send(R.READY_FOR_TLS)
+            return
+        await super().push(status)
+
     async def _send_lines(self, code: int, lines: list[str]) -> None:
         text = "".join(
             f"{code}{'-' if index < len(lines) - 1 else ' '}{line}\r\n"

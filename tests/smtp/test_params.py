@@ -78,7 +78,7 @@ def test_rcpt_dsn_parameters() -> None:
     address, params = parse_rcpt("TO:<a@b.fr> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+2Bx@b.fr")
     assert address == "a@b.fr"
     assert params == RcptParams(notify=("SUCCESS", "FAILURE"), orcpt="rfc822;a+x@b.fr")
-    assert parse_rcpt("TO:<a@b.fr> NOTIFY=NEVER")[1].notify_never
+    assert parse_rcpt("TO:<a@b.fr> NOTIFY=NEVER")[1].notify == ("NEVER",)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from pli.mailgateway.smtp.params import RcptParams
 async def ehlo_over_tls(client: RawClient) -> list[str]:
     assert (await client.reply())[0] == 220
     await client.command("EHLO client.test")
-    assert (await client.command("STARTTLS"))[0] == 220
+    assert await client.command("STARTTLS") == (220, ["2.0.0 Ready to start TLS"])  # RFC 2034
     await client.starttls(session_pki().client_context())
     code, lines = await client.command("EHLO client.test")
     assert code == 250
