@@ -30,27 +30,28 @@ from xml.etree import ElementTree as ET
 from pli.mailbox.xdm.cda import peek_cda_header
 from pli.mailbox.xdm.model import INS_NIR_OID, Code, Refused
 from pli.mailbox.xdm.reader import METADATA_FILE, ROOT_DIRECTORY
+from pli.mailbox.xdm.vocabulary import (
+    CLASS_CODE,
+    CONFIDENTIALITY_CODE,
+    DOCUMENT_AUTHOR,
+    DOCUMENT_ENTRY,
+    DOCUMENT_PATIENT_ID,
+    DOCUMENT_UNIQUE_ID,
+    FORMAT_CODE,
+    LCM,
+    LCM_NS,
+    RIM,
+    RIM_NS,
+    SUBMISSION_AUTHOR,
+    SUBMISSION_PATIENT_ID,
+    SUBMISSION_SET,
+    SUBMISSION_SOURCE_ID,
+    SUBMISSION_UNIQUE_ID,
+    TYPE_CODE,
+)
 
-RIM_NS = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
-LCM_NS = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
-RIM = f"{{{RIM_NS}}}"
-LCM = f"{{{LCM_NS}}}"
 SUBSET = f"{ROOT_DIRECTORY}/SUBSET01"
 
-# IHE ITI TF-3 §4.2.5, Table 4.2.5-1: the UUIDs of the XDS metadata.
-DOCUMENT_ENTRY = "urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1"
-CLASS_CODE = "urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a"
-TYPE_CODE = "urn:uuid:f0306f51-975f-434e-a61c-c59651d33983"
-FORMAT_CODE = "urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d"
-CONFIDENTIALITY_CODE = "urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f"
-DOCUMENT_AUTHOR = "urn:uuid:93606bcf-9494-43ec-9b4e-a7748d1a838d"
-DOCUMENT_PATIENT_ID = "urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427"
-DOCUMENT_UNIQUE_ID = "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab"
-SUBMISSION_SET = "urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd"
-SUBMISSION_AUTHOR = "urn:uuid:a7058bb9-b4e4-4307-ba5b-e3f0ab85e12d"
-SUBMISSION_PATIENT_ID = "urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446"
-SUBMISSION_UNIQUE_ID = "urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8"
-SUBMISSION_SOURCE_ID = "urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832"
 APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
 HAS_MEMBER = "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember"
 REGISTRY_PACKAGE = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:RegistryPackage"
