@@ -3,15 +3,22 @@ directories on disk, and the Message-IDs a mailbox holds (to count deliveries)."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from pli.config.schema import Settings
 from pli.mailbox.store import Store
 from pli.mailbox.store.demo import DEMO_DOMAIN
 from pli.mailbox.store.records import ProfileStatus
+from pli.mailgateway.dkim import generate_key
 from pli.policy.ins import make_ins
-from plitest.smtp import CITIZEN_DOMAIN
+from plitest.pki import session_pki
+from plitest.smtp import CITIZEN_DOMAIN, write_settings
+from plitest.store import is_postgresql
 
 SENDER = f"cr-patient-noreply@{DEMO_DOMAIN}"  # the demo APP mailbox (structure 750100001)
 HEADER = "ins;nom;prenoms;date_naissance;date_rdv;cle;pieces_jointes"
@@ -101,3 +108,48 @@ async def inbox_message_ids(store: Store, address: str) -> list[str]:
             if line.lower().startswith(b"message-id:"):
                 found.append(line.split(b":", 1)[1].strip().decode())
     return found
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(database_url: str) -> AsyncIterator[str]:
+    """A database URL for `pli` processes (the mail store has no schema setting): "" on SQLite
+    (the file in data_dir), else a fresh PostgreSQL database, dropped at the end."""
+    if not is_postgresql(database_url):
+        yield ""
+        return
+    import asyncpg
+
+    plain = database_url.replace("postgresql+asyncpg", "postgresql")
+    name = f"bulk_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(plain)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, _ = plain.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin = await asyncpg.connect(plain)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def write_process_config(
+    directory: Path, database: str, *, bulk: dict[str, Any] | None = None
+) -> Settings:
+    """A pli.toml for `pli bulk …` processes: the test PKI, the demo domains, a DKIM key, the
+    whitelist, ``database`` ("" for the SQLite file of ``directory``)."""
+    pki = session_pki()
+    sections: dict[str, dict[str, Any]] = {"bulk": dict(bulk or {})}
+    if database:
+        sections["database"] = {"url": database}
+    settings = write_settings(directory, pki, sections=sections)
+    settings.whitelist.path.parent.mkdir(parents=True, exist_ok=True)
+    settings.whitelist.path.write_bytes(
+        pki.whitelist_xml({DEMO_DOMAIN: [pki.operator], CITIZEN_DOMAIN: [pki.operator]})
+    )
+    generate_key(settings.dkim.key, settings.dkim.algorithm)
+    return settings
