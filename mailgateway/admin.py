@@ -1,6 +1,5 @@
-"""The admin listener: liveness/readiness (`/health`) and Prometheus metrics (`/metrics`).
-
-Later work mounts the operator API (bulk campaigns, statistics) on the same application.
+"""The admin listener: liveness/readiness (`/health`), Prometheus metrics (`/metrics`) and the
+bulk campaigns API for hospital information systems (`/bulk/…`, bulk/api.py: bearer tokens).
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from pli import __version__
 
+from .bulk.api import create_bulk_router
 from .services import Runtime
 
 
@@ -29,4 +29,5 @@ def create_admin_app(runtime: Runtime) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(create_bulk_router(runtime))
     return app
