@@ -10,10 +10,13 @@ with our operator client certificate) then sends messages back to back on its co
 (MAIL, RCPT, DATA pipelined), to ``--mailboxes`` (50) citizen mailboxes, until ``--messages``
 or ``--seconds`` is reached. Messages are 4 KB and 100 KB. The figure is messages acknowledged
 per second, and the p50/p99 latency of the reply to the end of DATA (a 250 from pli means the
-message is in the mailbox and committed; from Postfix, that it is in Postfix's queue).
+message is in the mailbox and committed; from Postfix, that it is in Postfix's queue, so the
+Postfix cases also give the rate into its virtual maildirs: queued messages over the time until
+the last one is filed, with no latency since no reply says so).
 
 Cases: pli with group commit (the default), pli without it (one transaction per message), pli
-with the listener in 2 processes (SO_REUSEPORT), and Postfix accepting into virtual mailboxes
+with the listener in 2 processes (SO_REUSEPORT), pli without the citizens' new-mail notifier
+(its write transactions share SQLite's single writer with the deliveries), and Postfix accepting into virtual mailboxes
 (needs root, to start Postfix's master). The load generator runs in this process (asyncio), pli
 and Postfix in their own processes; all share the machine's cores. Prints a table.
 """
@@ -48,6 +51,8 @@ from pli.policy.ins import make_ins
 SENDER = f"dr.martin@{DEMO_DOMAIN}"
 CITIZEN_DOMAIN = "patient.mssante.fr"
 POSTFIX_DOMAIN = "clinique-demo.mssante.fr"
+#: How long the Postfix case waits for its queue to reach the mailboxes (seconds).
+DELIVERY_WAIT = 120.0
 
 
 @dataclass
@@ -58,6 +63,8 @@ class Result:
     failed: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    #: The 1-minute load average at the end of the case (other work on the machine shows here).
+    load: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -153,6 +160,7 @@ async def load(
         )
     )
     result.seconds = time.perf_counter() - start
+    result.load = os.getloadavg()[0]
     return result
 
 
@@ -258,34 +266,63 @@ async def postfix_cases(sizes: list[int], args: argparse.Namespace) -> list[Resu
     ) as postfix:
         context = pki.client_context()
         for size in sizes:
-            results.append(
-                await load(
-                    "postfix (queued)",
-                    ("127.0.0.1", postfix.port),
-                    context,
-                    recipients,
-                    size,
-                    messages=args.messages,
-                    seconds=args.seconds,
-                    connections=args.connections,
-                )
+            before = _delivered(postfix.root / "mail")
+            queued = await load(
+                "postfix (queued)",
+                ("127.0.0.1", postfix.port),
+                context,
+                recipients,
+                size,
+                messages=args.messages,
+                seconds=args.seconds,
+                connections=args.connections,
             )
+            results.append(queued)
+            results.append(await _until_delivered(postfix.root / "mail", before, queued))
     return results
+
+
+def _delivered(mail: Path) -> int:
+    """Messages in the virtual maildirs (``new/``: Postfix's virtual(8) fsyncs each file before
+    it renames it there)."""
+    return sum(len(os.listdir(user / "new")) for user in mail.iterdir() if (user / "new").is_dir())
+
+
+async def _until_delivered(mail: Path, before: int, queued: Result) -> Result:
+    """Postfix answers 250 once the message is in its queue; virtual(8) files it later. The
+    rate into the mailboxes, comparable with pli's (whose 250 means filed): messages queued by
+    the case over the time from the case's start until the last of them is in a maildir
+    (waiting at most ``DELIVERY_WAIT`` seconds more)."""
+    result = Result("postfix (in mailboxes)", queued.size)
+    waited = time.perf_counter()
+    while _delivered(mail) - before < queued.sent:
+        if time.perf_counter() - waited > DELIVERY_WAIT:
+            break
+        await asyncio.sleep(0.05)
+    result.sent = min(queued.sent, _delivered(mail) - before)
+    result.failed = queued.sent - result.sent
+    result.seconds = queued.seconds + time.perf_counter() - waited
+    result.load = os.getloadavg()[0]
+    return result
 
 
 # -- main -------------------------------------------------------------------------------------
 
 
+def _ms(result: Result, fraction: float) -> str:
+    return f"{result.percentile(fraction):.1f}" if result.latencies else "-"
+
+
 def table(results: list[Result]) -> str:
     lines = [
         f"{'case':<34} {'size':>7} {'msgs':>6} {'fail':>5} {'msg/s':>8}"
-        f" {'p50 ms':>8} {'p99 ms':>8}",
-        "-" * 82,
+        f" {'p50 ms':>8} {'p99 ms':>8} {'load':>5}",
+        "-" * 88,
     ]
     for r in results:
         lines.append(
             f"{r.name:<34} {r.size // 1024:>5}KB {r.sent:>6} {r.failed:>5} {r.rate:>8.1f} "
-            f"{r.percentile(0.5):>8.1f} {r.percentile(0.99):>8.1f}"
+            f"{_ms(r, 0.5):>8} {_ms(r, 0.99):>8} {r.load:>5.1f}"
         )
     return "\n".join(lines)
 
@@ -319,6 +356,16 @@ async def main(args: argparse.Namespace) -> None:
                     sizes[0],
                     args,
                     PLI_LISTENERS__MTA__PROCESSES="2",
+                )
+            )
+            results.append(
+                await pli_case(
+                    "pli, citizen notifier off",
+                    directory,
+                    recipients,
+                    sizes[0],
+                    args,
+                    PLI_NOTIFICATIONS__ENABLED="false",
                 )
             )
         if not args.no_postfix and shutil.which("postfix") and os.geteuid() == 0:
