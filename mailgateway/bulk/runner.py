@@ -91,6 +91,10 @@ class CampaignBusy(Exception):
         self.owner = owner
 
 
+#: Rounding allowance of the bucket's float arithmetic (a wait computed to the token must get it).
+TOKEN_EPSILON = 1e-9
+
+
 class TokenBucket:
     """At most ``rate`` tokens per second on average and ``burst`` at once (the classic token
     bucket: tokens accrue continuously up to ``burst``; each message takes one). ``clock`` and
@@ -120,8 +124,8 @@ class TokenBucket:
         now = self.clock()
         self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
         self.updated = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.tokens >= 1.0 - TOKEN_EPSILON:  # the float sum of waits may fall just short
+            self.tokens = max(0.0, self.tokens - 1.0)
             self.taken += 1
             return 0.0
         return (1.0 - self.tokens) / self.rate
