@@ -86,5 +86,6 @@ def test_syntax_errors_name_the_template_and_line() -> None:
 
 def test_a_letter_renders_as_written() -> None:
     """trim_blocks: the line break after a block tag goes with it."""
-    body = "Bonjour {{ prenom }} {{ nom }},\n{% if date_rdv %}\nle {{ date_rdv }}\n{% endif %}\nFin\n"
+    body = "Bonjour {{ prenom }} {{ nom }},\n{% if date_rdv %}\nle {{ date_rdv }}\n{% endif %}\n"
+    body += "Fin\n"
     assert render_body(body) == "Bonjour Marie DUPONT,\nle 12/03/2025\nFin\n"
