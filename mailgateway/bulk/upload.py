@@ -144,9 +144,14 @@ class Staging:
             raise UploadError(400, "too-many-files", f"more than {MAX_UPLOAD_FILES} files")
         self.names.add(key)
         target = self.root.joinpath(*relative.parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.directories.add(target.parent)
-        return target.open("xb")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.directories.add(target.parent)
+            return target.open("xb")
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            raise UploadError(
+                400, "bad-file-name", f"{key}: a file and a directory of the same name"
+            ) from None
 
     def open_definition(self, filename: str | None) -> IO[bytes]:
         if self.definition is not None:

@@ -333,6 +333,7 @@ MULTIPART = {"content-type": "multipart/form-data; boundary=b0undary"}
         ("parent-path", 400, "bad-file-name", "../patients.csv"),
         ("absolute-path", 400, "bad-file-name", "/etc/passwd"),
         ("hidden-file", 400, "bad-file-name", ".htaccess"),
+        ("file-and-directory", 400, "bad-file-name", "a file and a directory"),
         ("unknown-field", 400, "unknown-field", "comment"),
         ("truncated-multipart", 400, "bad-multipart", "ends before"),
         ("garbage-multipart", 400, "bad-multipart", "malformed"),
@@ -376,6 +377,7 @@ async def test_bad_uploads_get_a_clear_4xx_and_leave_nothing(
         "parent-path": [("files", "../patients.csv", good)],
         "absolute-path": [("files", "/etc/passwd", good)],
         "hidden-file": [("files", ".htaccess", good)],
+        "file-and-directory": [("files", "pdf", PDF), ("files", "pdf/1.pdf", PDF)],
         "unknown-field": [("comment", None, b"hello")],
     }
     request: dict[str, Any]
