@@ -10,7 +10,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from plitest.bulk import add_citizens, csv_lines, write_campaign
 from plitest.process import run_pli
+from plitest.smtp import smtp_stack
 from plitest.usage import (
     REMOTE_NAME,
     REMOTE_STRUCTURE,
@@ -22,6 +24,9 @@ from plitest.usage import (
 
 from pli.config.loading import load_settings
 from pli.mailbox.store import Store
+from pli.mailbox.store.records import ProfileStatus
+from pli.mailgateway.bulk.check import BulkContext, open_campaign
+from pli.mailgateway.bulk.runner import run_campaign
 from pli.mailgateway.bulk.stats import (
     MAX_WEEKS,
     UNKNOWN,
@@ -241,3 +246,28 @@ def test_pli_stats_refuses_bad_options(configured: Path, args: list[str], messag
     assert result.returncode in (1, 2)
     assert message in result.stderr
     assert result.stdout == ""
+
+
+# -- a real campaign through the pipeline ----------------------------------------------------------
+
+
+async def test_a_campaign_sent_through_the_pipeline_counts_as_sent_and_convocations(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with smtp_stack(
+        tmp_path / "server", database_url, listeners=(), sections={"bulk": {"rate": 1000}}
+    ) as stack:
+        stats = UsageStats(stack.store)
+        today = Period.covering(datetime.now(UTC).date(), datetime.now(UTC).date(), "UTC")
+        before = await stats.report(today, STRUCTURE)  # the demo's compte rendu, sent today
+        patients = await add_citizens(stack.store, 4)
+        closed = (await add_citizens(stack.store, 1, status=ProfileStatus.CLOSED, start=9))[0]
+        directory = write_campaign(tmp_path / "c", csv_lines([*patients, closed]))
+        campaign = open_campaign(stack.settings, directory)
+        result = await run_campaign(BulkContext.from_gateway(stack.gateway), campaign)
+        assert (result.submitted, result.refused) == (4, 1)
+        after = await stats.report(today, STRUCTURE)
+
+    (first,), (last,) = before.rows, after.rows
+    assert (first.sent, first.convocations, first.campaign_messages) == (1, 0, 0)
+    assert (last.sent, last.received, last.convocations, last.campaign_messages) == (5, 0, 4, 4)
