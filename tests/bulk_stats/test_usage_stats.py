@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,7 @@ from pli.mailgateway.bulk.stats import (
     UNKNOWN,
     Period,
     StatsError,
+    UsageReport,
     UsageStats,
     WeekFigures,
     week_label,
@@ -258,16 +259,22 @@ async def test_a_campaign_sent_through_the_pipeline_counts_as_sent_and_convocati
         tmp_path / "server", database_url, listeners=(), sections={"bulk": {"rate": 1000}}
     ) as stack:
         stats = UsageStats(stack.store)
-        today = Period.covering(datetime.now(UTC).date(), datetime.now(UTC).date(), "UTC")
-        before = await stats.report(today, STRUCTURE)  # the demo's compte rendu, sent today
+        now = datetime.now(UTC).date()  # a day either side: a run across midnight UTC
+        days = Period.covering(now - timedelta(days=1), now + timedelta(days=1), "UTC")
+        before = await stats.report(days, STRUCTURE)  # the demo's compte rendu, sent today
         patients = await add_citizens(stack.store, 4)
         closed = (await add_citizens(stack.store, 1, status=ProfileStatus.CLOSED, start=9))[0]
         directory = write_campaign(tmp_path / "c", csv_lines([*patients, closed]))
         campaign = open_campaign(stack.settings, directory)
         result = await run_campaign(BulkContext.from_gateway(stack.gateway), campaign)
         assert (result.submitted, result.refused) == (4, 1)
-        after = await stats.report(today, STRUCTURE)
+        after = await stats.report(days, STRUCTURE)
 
-    (first,), (last,) = before.rows, after.rows
-    assert (first.sent, first.convocations, first.campaign_messages) == (1, 0, 0)
-    assert (last.sent, last.received, last.convocations, last.campaign_messages) == (5, 0, 4, 4)
+    def totals(report: UsageReport) -> tuple[int, ...]:
+        return tuple(
+            sum(getattr(row, name) for row in report.rows)
+            for name in ("sent", "received", "convocations", "campaign_messages")
+        )
+
+    assert totals(before) == (1, 0, 0, 0)
+    assert totals(after) == (5, 0, 4, 4)
