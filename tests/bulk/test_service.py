@@ -79,3 +79,20 @@ async def test_queue_outcomes_reach_the_report(
     report = await campaign_report(ledger, campaign.id)
     assert report is not None
     assert [row.status for row in report.rows] == ["delivered", "bounced"]
+
+
+async def test_a_cancelled_campaign_sends_nothing_more(
+    stack: SmtpStack, context: BulkContext, tmp_path: Path
+) -> None:
+    patients = await add_citizens(stack.store, 3)
+    campaign = open_campaign(stack.settings, write_campaign(tmp_path / "c", csv_lines(patients)))
+    await register_campaign(context, campaign)
+    ledger = Ledger(stack.store)
+    assert await ledger.cancel(campaign.id) == 3
+    assert await BulkService(context).run_once() == []
+    record = await ledger.get(campaign.id)
+    assert record is not None and record.state == "cancelled"
+    report = await campaign_report(ledger, campaign.id)
+    assert report is not None and report.counts() == {"cancelled": 3}
+    for patient in patients:
+        assert await inbox_message_ids(stack.store, patient.address) == []
