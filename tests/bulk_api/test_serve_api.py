@@ -84,3 +84,49 @@ async def test_pli_serve_takes_a_campaign_over_http_and_delivers_it(
             assert unauthorised.status_code == 401
     finally:
         await store.close()
+
+
+async def test_an_acknowledged_campaign_survives_kill_9_and_is_sent_exactly_once(
+    config: Path,
+) -> None:
+    """201 means the files and the rows are committed: ``pli serve`` killed while sending,
+    started again, sends the rest (the lease short, so the next process takes it over soon)."""
+    listeners = load_settings(config, environ={}).listeners
+    env = {f"PLI_LISTENERS__{name.upper()}__PORT": "0" for name in listeners}
+    env |= {"PLI_BULK__LEASE": "2", "PLI_BULK__POLL_INTERVAL": "0.5"}
+    store = await Store.open(load_settings(config))
+    try:
+        patients = await add_citizens(store, 6)
+        first = PliProcess(
+            ["serve", "-c", str(config)], env={**env, "PLI_BULK__RATE": "2", "PLI_BULK__BURST": "1"}
+        )
+        try:
+            host, port = (await asyncio.to_thread(first.listening))["admin"]
+            async with httpx.AsyncClient(
+                base_url=f"http://{host}:{port}", headers={"Authorization": f"Bearer {TOKEN}"}
+            ) as api:
+                files = [
+                    ("definition", ("campaign.toml", CAMPAIGN.encode(), "application/toml")),
+                    ("files", ("patients.csv", csv_lines(patients).encode(), "text/csv")),
+                ]
+                assert (await api.post("/bulk/campaigns", files=files)).status_code == 201
+            await asyncio.to_thread(first.wait_for, "submitted", 60)
+        finally:
+            first.process.kill()  # SIGKILL: no chance to finish or release anything
+            first.process.wait()
+        sent = [len(await inbox_message_ids(store, p.address)) for p in patients]
+        assert 0 < sum(sent) < len(patients)  # killed in the middle of the campaign
+
+        second = PliProcess(["serve", "-c", str(config)], env=env)
+        try:
+            await asyncio.to_thread(second.listening)
+            while True:  # every run of the campaign in this process, until it finishes
+                ended = await asyncio.to_thread(second.wait_for, "bulk-run-ended", 60)
+                if ended["finished"]:
+                    break
+        finally:
+            second.stop()
+        for patient in patients:
+            assert len(await inbox_message_ids(store, patient.address)) == 1
+    finally:
+        await store.close()
