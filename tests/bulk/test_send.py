@@ -14,6 +14,7 @@ from plitest.bulk import (
     add_citizens,
     csv_lines,
     inbox_message_ids,
+    inbox_messages,
     write_campaign,
 )
 from plitest.smtp import SmtpStack
@@ -24,15 +25,6 @@ from pli.mailgateway.bulk.ledger import Ledger
 from pli.mailgateway.bulk.report import campaign_report, campaign_status, report_csv
 from pli.mailgateway.bulk.runner import run_campaign
 from pli.mailgateway.dkim import DkimVerifier
-
-
-async def stored(stack: SmtpStack, address: str) -> list[bytes]:
-    account = await stack.store.accounts.by_address(address)
-    folder = await stack.store.folders.get(account.id, "INBOX")
-    return [
-        await stack.store.messages.read(folder.id, uid)
-        for uid in await stack.store.messages.uids(folder.id)
-    ]
 
 
 async def test_a_campaign_is_delivered_signed_once_and_reported(
@@ -54,7 +46,7 @@ async def test_a_campaign_is_delivered_signed_once_and_reported(
             and ids[0].endswith("@hopital-demo.mssante.fr>")
         )
     assert await inbox_message_ids(stack.store, closed.address) == []
-    message = (await stored(stack, patients[0].address))[0]
+    message = (await inbox_messages(stack.store, patients[0].address))[0]
     assert b"Subject: Votre convocation du 12/03/2025" in message
     assert b"Precedence: bulk" in message and b"X-MSS-MES: FIN" not in message
     assert b"Bonjour Marie DUPONT" in message

@@ -10,7 +10,13 @@ import email.policy
 from dataclasses import replace
 from pathlib import Path
 
-from plitest.bulk import add_citizens, csv_lines, inbox_message_ids, write_campaign
+from plitest.bulk import (
+    add_citizens,
+    csv_lines,
+    inbox_message_ids,
+    inbox_messages,
+    write_campaign,
+)
 from plitest.smtp import SmtpStack
 from plitest.xdm import cda_document
 
@@ -57,10 +63,7 @@ async def test_cda_documents_travel_in_an_xdm_package_read_back_by_our_reader(
     assert (result.submitted, result.refused) == (2, 1)
     assert await inbox_message_ids(stack.store, third.address) == []
     for patient, code in ((first, "11490-0"), (second, "34133-9")):
-        account = await stack.store.accounts.by_address(patient.address)
-        folder = await stack.store.folders.get(account.id, "INBOX")
-        (uid,) = await stack.store.messages.uids(folder.id)
-        raw = await stack.store.messages.read(folder.id, uid)
+        (raw,) = await inbox_messages(stack.store, patient.address)
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert (message["X-MSS-CODECDA"], message["X-MSS-INS"]) == (code, "O")
         (package,) = [

@@ -97,13 +97,19 @@ def write_campaign(
     return directory
 
 
-async def inbox_message_ids(store: Store, address: str) -> list[str]:
-    """The Message-IDs in a mailbox's INBOX (one per stored message)."""
+async def inbox_messages(store: Store, address: str) -> list[bytes]:
+    """The messages in a mailbox's INBOX, in UID order."""
     account = await store.accounts.by_address(address)
     folder = await store.folders.get(account.id, "INBOX")
+    return [
+        await store.messages.read(folder.id, uid) for uid in await store.messages.uids(folder.id)
+    ]
+
+
+async def inbox_message_ids(store: Store, address: str) -> list[str]:
+    """The Message-IDs in a mailbox's INBOX (one per stored message)."""
     found = []
-    for uid in await store.messages.uids(folder.id):
-        raw = await store.messages.read(folder.id, uid)
+    for raw in await inbox_messages(store, address):
         for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
             if line.lower().startswith(b"message-id:"):
                 found.append(line.split(b":", 1)[1].strip().decode())
