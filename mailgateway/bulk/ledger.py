@@ -487,15 +487,18 @@ class Ledger:
                 )
             ).all()
         found = await self._found(rows, mailbox)
+        here = [row_id for row_id, delivery in found.items() if delivery == DELIVERED]
+        ids = list(found)
         async with self.store.transaction() as tx:
             for chunk in _chunks([row.id for row in rows], INSERT_CHUNK):
                 await tx.conn.execute(
                     update(ROWS)
                     .where(ROWS.c.id.in_(chunk), ROWS.c.state == SUBMITTING)
                     .values(
-                        state=case((ROWS.c.id.in_(found), SUBMITTED), else_=PENDING),
-                        submitted_at=case((ROWS.c.id.in_(found), now), else_=None),
-                        reason=case((ROWS.c.id.in_(found), "recovered"), else_=""),
+                        state=case((ROWS.c.id.in_(ids), SUBMITTED), else_=PENDING),
+                        submitted_at=case((ROWS.c.id.in_(ids), now), else_=None),
+                        reason=case((ROWS.c.id.in_(ids), "recovered"), else_=""),
+                        delivery=case((ROWS.c.id.in_(here), DELIVERED), else_=ROWS.c.delivery),
                         updated_at=now,
                     )
                 )
@@ -532,7 +535,12 @@ class Ledger:
             for row in rows:
                 values: dict[str, Any]
                 if row.id in found:
-                    values = {"state": SUBMITTED, "submitted_at": now, "reason": "recovered"}
+                    values = {
+                        "state": SUBMITTED,
+                        "submitted_at": now,
+                        "reason": "recovered",
+                        "delivery": found[row.id] or row.delivery,
+                    }
                 elif row.attempts + 1 >= max_attempts:
                     values = {
                         "state": REFUSED,
@@ -553,18 +561,21 @@ class Ledger:
                 )
         return len(found)
 
-    async def _found(self, rows: Sequence[Any], mailbox: str) -> set[int]:
+    async def _found(self, rows: Sequence[Any], mailbox: str) -> dict[int, str]:
         """The ids among ``rows`` (id, recipient, message_id, delivery) that the pipeline
-        committed: a delivery the queue reported, or their Message-ID found."""
-        found: set[int] = {row.id for row in rows if row.delivery}
+        committed, with their delivery: one the queue reported, or their Message-ID found."""
+        found: dict[int, str] = {row.id: row.delivery for row in rows if row.delivery}
         for chunk in _chunks([row for row in rows if not row.delivery], RECOVERY_CHUNK):
             accepted = await self._accepted(chunk, mailbox)
-            found |= {row.id for row in chunk if row.message_id in accepted}
+            found |= {
+                row.id: accepted[row.message_id] for row in chunk if row.message_id in accepted
+            }
         return found
 
-    async def _accepted(self, rows: Sequence[Any], mailbox: str) -> set[str]:
-        """The Message-IDs among ``rows`` the pipeline committed: in the recipient's folders,
-        in the conversation the message opened, or in the queue (sent by ``mailbox``)."""
+    async def _accepted(self, rows: Sequence[Any], mailbox: str) -> dict[str, str]:
+        """The Message-IDs among ``rows`` the pipeline committed, with their delivery:
+        ``delivered`` in the recipient's folders or the conversation the message opened, ""
+        in the queue (sent by ``mailbox``)."""
         ids = [row.message_id for row in rows]
         recipients = {row.message_id: row.recipient for row in rows}
         async with self.store.db.read() as conn:
@@ -593,8 +604,8 @@ class Ledger:
                     QueuedMessageRow.message_id.in_(ids), QueuedMessageRow.sender == mailbox
                 )
             )
-            found |= set(queued)
-        return found
+            accepted = dict.fromkeys(queued, "")
+        return accepted | dict.fromkeys(found, DELIVERED)
 
     # -- reading ------------------------------------------------------------------------------
 
