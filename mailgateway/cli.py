@@ -26,8 +26,8 @@ from pli.mailbox.notify.commands import outbox_group
 from pli.mailbox.store.commands import GROUPS as STORE_GROUPS
 from pli.policy.command import policy_group, use_store_facts
 
-from .bulk.stats_command import stats_command
 from .bulk.commands import bulk_group
+from .bulk.stats_command import stats_command
 from .commands import GROUPS as SMTP_GROUPS
 from .commands import store_facts
 from .init import initialise
