@@ -110,6 +110,7 @@ class QueueRunner:
         self.reporter = reporter
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._limit = asyncio.Semaphore(section.concurrency)
         self._running: set[asyncio.Task[None]] = set()
         self._bulk: dict[asyncio.Task[None], bool] = {}  # running attempt → campaign message
@@ -117,16 +118,27 @@ class QueueRunner:
     # -- service ------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._stopping.clear()
         self._task = asyncio.create_task(self._loop(), name="queue-runner")
 
     def addresses(self) -> list[tuple[str, int]]:
         return []
 
     async def stop(self, grace: float) -> None:
+        """The loop ends after its round (a round cancelled in the middle of a transaction could
+        leave SQLite's write lock with a connection nobody closes: every writer of the process
+        would then wait for it, the deliveries the grace lets finish included); attempts in
+        progress finish within ``grace``, else are cut."""
+        started = asyncio.get_running_loop().time()
         if self._task is not None:
-            self._task.cancel()
+            self._stopping.set()
+            self.queue.added.set()
+            done, _ = await asyncio.wait({self._task}, timeout=max(grace, 0.0))
+            if not done:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        grace -= asyncio.get_running_loop().time() - started
         if self._running:  # attempts in progress finish within the grace, else are cut
             _, pending = await asyncio.wait(self._running, timeout=max(grace, 0.0))
             for task in pending:
@@ -136,7 +148,7 @@ class QueueRunner:
 
     async def _loop(self) -> None:
         swept = time.monotonic()
-        while True:
+        while not self._stopping.is_set():
             self.queue.added.clear()  # before the round: what is queued during it wakes us
             try:
                 await self.run_once()
@@ -145,6 +157,8 @@ class QueueRunner:
                     await self.queue.sweep_files(grace=ORPHAN_GRACE, now=time.time())
             except Exception:
                 log.exception("queue-run-failed")
+            if self._stopping.is_set():
+                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.queue.added.wait(), self.section.poll_interval)
 

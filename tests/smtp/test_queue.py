@@ -4,6 +4,7 @@ backoff, delay and failure reports, "relayed" success reports, MX routing, loops
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
@@ -282,3 +283,27 @@ async def test_orphan_queue_files_are_swept_and_referenced_ones_kept(stack: Smtp
     assert await queue.sweep_files(grace=0, now=datetime.now(UTC).timestamp() + 1) == 1
     remaining = {blob for blob, _ in queue.files.list()}
     assert message.blob_id in remaining and orphan not in remaining
+
+
+async def test_stopping_lets_the_round_in_progress_finish_its_transaction(
+    stack: SmtpStack,
+) -> None:
+    """A round cancelled inside its transaction (BEGIN sent, the connection not closed) can
+    leave SQLite's write lock behind: the deliveries a graceful stop lets finish would then fail.
+    The round started here waits for the write lock another transaction holds when the stop
+    comes; it still leases, tries (a closed port: refused at once) and records."""
+    route(stack, ("127.0.0.1", 1))
+    queued = await queue_from_doctor(stack, NewRecipient(REMOTE))
+    runner = stack.runner
+    async with stack.store.transaction():  # the write lock, held
+        await runner.start()  # its first round blocks on the lock
+        stopping = asyncio.create_task(runner.stop(10))
+        await asyncio.sleep(0)  # the stop has begun, the round still waits
+        assert not stopping.done()
+    await stopping
+    assert runner._task is not None and not runner._task.cancelled()
+    message = await stack.gateway.queue.get(queued)
+    assert message is not None
+    [recipient] = message.recipients
+    assert (recipient.status, recipient.attempts) == (QUEUED, 1)
+    assert recipient.last_reply.startswith("421 4.4.1 cannot connect")
