@@ -387,21 +387,23 @@ class Ledger:
         return int(result.rowcount or 0)
 
     async def runnable(self, now: datetime | None = None) -> list[CampaignRecord]:
-        """Unfinished campaigns whose lease is free (expired, or never taken): those submitted
-        over the HTTP API, and those a stopped ``pli bulk send`` left (``bulk.enabled``)."""
+        """Unfinished campaigns whose lease is free (expired, never taken, or held by a dead
+        process of this host, as :meth:`claim` judges it): those submitted over the HTTP API,
+        and those a stopped or killed ``pli bulk send`` left (``bulk.enabled``)."""
         now = now or datetime.now(UTC)
         async with self.store.db.read() as conn:
             rows = (
                 await conn.execute(
                     select(CAMPAIGNS)
-                    .where(
-                        CAMPAIGNS.c.state == READY,
-                        or_(CAMPAIGNS.c.lease_until.is_(None), CAMPAIGNS.c.lease_until <= now),
-                    )
+                    .where(CAMPAIGNS.c.state == READY)
                     .order_by(CAMPAIGNS.c.created_at)
                 )
             ).all()
-        return [_record(row) for row in rows]
+        return [
+            _record(row)
+            for row in rows
+            if row.lease_until is None or row.lease_until <= now or _dead_here(row.lease_owner)
+        ]
 
     # -- rows ---------------------------------------------------------------------------------
 
