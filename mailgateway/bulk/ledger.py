@@ -188,6 +188,12 @@ def _dead_here(owner: str | None) -> bool:
     return False
 
 
+def _lease_free(owner: str | None, until: datetime | None, now: datetime) -> bool:
+    """No live process holds the campaign: never claimed, released, expired, or its holder is
+    a dead process of this host."""
+    return owner is None or until is None or until <= now or _dead_here(owner)
+
+
 def _record(row: Any) -> CampaignRecord:
     return CampaignRecord(
         id=row.id,
@@ -307,14 +313,8 @@ class Ledger:
         record = await self.get(campaign_id)
         if record is None:
             return None
-        free = (
-            record.lease_owner is None
-            or record.lease_owner == owner
-            or record.lease_until is None
-            or record.lease_until <= now
-            or _dead_here(record.lease_owner)
-        )
-        if not free:
+        held = record.lease_owner != owner
+        if held and not _lease_free(record.lease_owner, record.lease_until, now):
             return None
         async with self.store.transaction() as tx:
             result = await tx.conn.execute(
@@ -371,8 +371,20 @@ class Ledger:
 
     async def cancel(self, campaign_id: str, now: datetime | None = None) -> int:
         """Rows not yet handed to the pipeline are cancelled, and the campaign with them (a
-        runner stops at its next batch); returns how many rows."""
+        runner stops at its next batch); returns how many rows.
+
+        When no live process holds the campaign, the rows a crashed run left ``submitting``
+        are settled first as :meth:`recover` does (found: submitted; not found: cancelled), so
+        that a cancelled campaign's report has no row left in between."""
         now = now or datetime.now(UTC)
+        cancelled = await self._cancel_pending(campaign_id, now)
+        record = await self.get(campaign_id)
+        if record is not None and _lease_free(record.lease_owner, record.lease_until, now):
+            await self.recover(campaign_id, record.mailbox, now)
+            cancelled += await self._cancel_pending(campaign_id, now)
+        return cancelled
+
+    async def _cancel_pending(self, campaign_id: str, now: datetime) -> int:
         async with self.store.transaction() as tx:
             result = await tx.conn.execute(
                 update(ROWS)
@@ -399,11 +411,7 @@ class Ledger:
                     .order_by(CAMPAIGNS.c.created_at)
                 )
             ).all()
-        return [
-            _record(row)
-            for row in rows
-            if row.lease_until is None or row.lease_until <= now or _dead_here(row.lease_owner)
-        ]
+        return [_record(row) for row in rows if _lease_free(row.lease_owner, row.lease_until, now)]
 
     # -- rows ---------------------------------------------------------------------------------
 

@@ -96,3 +96,24 @@ async def test_a_cancelled_campaign_sends_nothing_more(
     assert report is not None and report.counts() == {"cancelled": 3}
     for patient in patients:
         assert await inbox_message_ids(stack.store, patient.address) == []
+
+
+async def test_cancelling_after_a_crash_settles_the_rows_left_submitting(
+    stack: SmtpStack, context: BulkContext, tmp_path: Path
+) -> None:
+    patients = await add_citizens(stack.store, 3)
+    campaign = open_campaign(stack.settings, write_campaign(tmp_path / "c", csv_lines(patients)))
+    await register_campaign(context, campaign)
+    ledger = Ledger(stack.store)
+    first, second, _ = await ledger.due_rows(campaign.id, 10)
+    # A run killed after marking two rows: the pipeline queued the first, never saw the second.
+    await ledger.mark_submitting([first.id, second.id])
+    raw = f"Message-ID: <{first.message_id}>\r\nPrecedence: bulk\r\n\r\nx\r\n".encode()
+    await stack.gateway.queue.enqueue(
+        raw, campaign.definition.mailbox, [NewRecipient(first.recipient)], origin="submission"
+    )
+
+    assert await ledger.cancel(campaign.id) == 2  # the third (pending) and the second (lost)
+    report = await campaign_report(ledger, campaign.id)
+    assert report is not None
+    assert [row.status for row in report.rows] == ["accepted", "cancelled", "cancelled"]
