@@ -7,6 +7,8 @@
   submitted are never sent again. Ctrl-C stops after the rows in flight are recorded.
 - ``pli bulk status ID [--json]``, ``pli bulk report ID [--format csv|json] [-o FILE]``,
   ``pli bulk cancel ID``, ``pli bulk list [--json]``.
+- ``pli bulk token NAME --mailbox ADDRESS…``: a new bearer token for the HTTP API, printed once
+  with the ``[[bulk.clients]]`` table to add to the configuration (which keeps only its digest).
 
 Exit codes: 0 done; 1 the campaign cannot be used, is unknown, or is being sent by another
 process; 2 bad configuration; 3 ``send`` ended with rows still waiting (deferred: run it again,
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -25,13 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from pli.config.command import config_option, fail, load_or_exit
-from pli.config.schema import Settings
+from pli.config.schema import BulkClient, Settings
 from pli.mailbox.store import Store
 from pli.mailbox.store.commands import run_with_store
 
 from ..gateway import Gateway, GatewayUnavailable
+from .api import token_digest
 from .campaign import CampaignError
 from .check import BulkContext, check_campaign, check_csv, open_campaign
 from .ledger import REFUSED, SUBMITTED, CampaignConflict, Ledger
@@ -262,3 +267,29 @@ def bulk_list(config: Path | None, as_json: bool) -> None:
             f"{record.id}  {record.state:<9} {record.rows_total:>7} rows  {record.kind:<12} "
             f"{record.mailbox}  {record.created_at:%Y-%m-%d %H:%M}"
         )
+
+
+@bulk_group.command("token")
+@click.argument("name")
+@click.option(
+    "--mailbox",
+    "mailboxes",
+    multiple=True,
+    required=True,
+    help="An APP or ORG mailbox the client may send from (repeat for several).",
+)
+def bulk_token(name: str, mailboxes: tuple[str, ...]) -> None:
+    """A new bearer token for the HTTP API client NAME: the token on stderr (give it to the
+    client; it is shown once), the [[bulk.clients]] table with its SHA-256 on stdout."""
+    try:
+        client = BulkClient(name=name, token_sha256="0" * 64, mailboxes=list(mailboxes))
+    except ValidationError as error:
+        fail("; ".join(str(item["msg"]) for item in error.errors()))
+    token = secrets.token_urlsafe(32)  # 256 bits
+    click.echo(f"token for {client.name}: {token}", err=True)
+    listed = ", ".join(json.dumps(address) for address in client.mailboxes)
+    click.echo(
+        f'[[bulk.clients]]\nname = "{client.name}"\n'
+        f'token_sha256 = "{token_digest(token)}"\n'
+        f"mailboxes = [{listed}]"
+    )

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import subprocess
+import tomllib
 from pathlib import Path
 
 from plitest.bulk import (
@@ -18,9 +19,11 @@ from plitest.bulk import (
 )
 from plitest.process import run_pli
 
+from pli.config.schema import BulkSection
 from pli.mailbox.store import Store
 from pli.mailbox.store.demo import create_demo
 from pli.mailbox.store.records import ProfileStatus
+from pli.mailgateway.bulk.api import token_digest
 
 
 async def test_check_send_status_report_list(tmp_path: Path, database_url: str) -> None:
@@ -78,3 +81,23 @@ async def test_check_send_status_report_list(tmp_path: Path, database_url: str) 
         (directory / "patients.csv").write_text(csv_lines(patients[:1]))
         changed = bulk("send", str(directory))
         assert changed.returncode == 1 and "autre contenu" in changed.stderr
+
+
+def test_token_prints_the_client_table_with_the_token_digest() -> None:
+    made = run_pli("bulk", "token", "si-chu", "--mailbox", "CR@hopital-demo.mssante.fr")
+    assert made.returncode == 0, made.stderr
+    token = made.stderr.strip().rsplit(": ", 1)[1]
+    assert len(token) >= 43  # 256 random bits, base64url
+    section = BulkSection.model_validate(tomllib.loads(made.stdout)["bulk"])
+    (client,) = section.clients
+    assert client.name == "si-chu" and client.mailboxes == ["cr@hopital-demo.mssante.fr"]
+    assert client.token_sha256 == token_digest(token)
+    again = run_pli("bulk", "token", "si-chu", "--mailbox", "cr@hopital-demo.mssante.fr")
+    assert again.stderr != made.stderr  # a new token every time
+
+
+def test_token_refuses_a_bad_name_or_no_mailbox() -> None:
+    bad = run_pli("bulk", "token", "Bad Name", "--mailbox", "cr@hopital-demo.mssante.fr")
+    assert bad.returncode != 0 and "lower-case letters" in bad.stderr and not bad.stdout
+    none = run_pli("bulk", "token", "si-chu", "--mailbox", "not-an-address")
+    assert none.returncode != 0 and "mailbox address" in none.stderr and not none.stdout
