@@ -46,6 +46,9 @@ class Runtime:
     # What the IMAP listeners share (mailbox/imap/service.py SessionServices), built by the
     # first IMAP listener's factory.
     imap: Any = None
+    # The campaign runner of `pli serve` (mailgateway/bulk/service.py BulkService), which the
+    # bulk HTTP API wakes when a campaign is submitted; None when bulk.enabled is false.
+    bulk: Any = None
 
     async def health(self) -> dict[str, str]:
         results = {}

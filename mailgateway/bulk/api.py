@@ -158,7 +158,7 @@ class BulkApi:
         return BulkContext.from_gateway(self.runtime.gateway)
 
     def wake_runner(self) -> None:
-        service = getattr(self.runtime, "bulk", None)
+        service = self.runtime.bulk
         if service is not None:
             service.wake.set()
 

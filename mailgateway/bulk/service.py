@@ -134,5 +134,5 @@ def bulk_services(runtime: Runtime) -> list[Service]:
     if not runtime.settings.bulk.enabled:
         return []
     service = BulkService(BulkContext.from_gateway(gateway))
-    runtime.bulk = service  # type: ignore[attr-defined]
+    runtime.bulk = service
     return [service]
