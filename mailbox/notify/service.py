@@ -136,6 +136,7 @@ class Notifier:
         self._listener: asyncio.Task[None] | None = None
         self._watch: DeliveryWatch | None = None
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._progress = asyncio.Condition()
         self.passes = 0
         self.last_report = PassReport()
@@ -172,18 +173,29 @@ class Notifier:
         self._wake.set()
 
     async def stop(self, grace: float) -> None:
-        for task in (self._listener, self._task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        """The loop ends after its pass, within ``grace``, else it is cut: a pass cancelled in
+        the middle of a store transaction could leave SQLite's write lock held by a connection
+        nobody closes, and the deliveries the grace lets finish would wait for it (the queue
+        runner stops the same way)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            done, _ = await asyncio.wait({self._task}, timeout=max(grace, 0.0))
+            if not done:
+                self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._listener is not None:  # only waits on the change feed: no transaction
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
         self._task = self._listener = None
         if self._watch is not None:
             self._watch.close()
             self._watch = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             self._wake.clear()  # before the pass: mail committed during it wakes the next one
             try:
                 report = await self.run_once()

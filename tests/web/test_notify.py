@@ -290,3 +290,36 @@ async def test_the_service_wakes_at_once_on_new_mail_and_stops(
     finally:
         await service.stop(1)
     assert len(outbox_mails(outbox)) == 2
+
+
+class HeldRelay(DevOutbox):
+    """The dev outbox, but each e-mail waits until the test lets it through."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.sending = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, mail: OutgoingMail) -> None:
+        self.sending.set()
+        await self.release.wait()
+        await super().send(mail)
+
+
+async def test_stopping_lets_the_pass_in_progress_finish_within_the_grace(
+    store: Store, accounts: DemoAccounts, clock: FakeClock, tmp_path: Path
+) -> None:
+    """Stopped in the middle of a pass (an e-mail being handed to the relay), the notifier
+    ends the pass instead of cutting it: the e-mail is sent and recorded as sent."""
+    outbox = tmp_path / "outbox"
+    relay = HeldRelay(outbox)
+    service = Notifier(store, config(), relay, clock=clock)
+    await service.start()
+    await asyncio.wait_for(relay.sending.wait(), timeout=30)  # the demo's message announced
+    stopping = asyncio.create_task(service.stop(30))
+    await asyncio.sleep(0.2)
+    assert not stopping.done()  # waiting for the pass, not cancelling it
+    relay.release.set()
+    await asyncio.wait_for(stopping, timeout=30)
+    assert len(outbox_mails(outbox)) == 1
+    assert await pending_outbox(store) == 0
