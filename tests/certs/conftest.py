@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from plitest.pki import FileServer, SessionPki, serve_files, session_pki
+from plitest.shared import SHARED
 
 #: ANS's list of 2025-03-13 and its SHA-256, as published (../shared/data).
-REAL_LIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "listeblanchemssante.xml"
+REAL_LIST = SHARED / "data" / "listeblanchemssante.xml"
 REAL_LIST_SHA256 = REAL_LIST.with_name(REAL_LIST.name + ".sha256")
 
 

@@ -16,14 +16,12 @@ from pathlib import Path
 import pytest
 from plitest.imap import PASSWORD, imap_services, professional, running_imap
 from plitest.pki import session_pki
+from plitest.shared import SHARED
 
 from pli.mailbox.store import Store
 
-RUNNER = Path(__file__).resolve().parents[3] / "shared" / "imaptest" / "run.py"
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not RUNNER.exists(), reason="../shared/imaptest is not present"),
-]
+RUNNER = SHARED / "imaptest" / "run.py"
+pytestmark = pytest.mark.slow
 #: Bound on the whole run (about 20 s on the development machine).
 RUN_TIMEOUT = 600
 
