@@ -6,6 +6,7 @@ undecodable bytes become U+FFFD. Never raises.
 
 from __future__ import annotations
 
+import codecs
 import email.header
 import email.utils
 from datetime import UTC, datetime
@@ -14,6 +15,18 @@ from datetime import UTC, datetime
 def clean(text: str) -> str:
     """Surrogate escapes (8-bit junk) to U+FFFD, NUL removed."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\x00", "")
+
+
+def text_codec(declared: str | None, default: str = "utf-8") -> str:
+    """The codec for a declared charset when Python has it as a text encoding, else
+    ``default`` (RFC 6657: UTF-8 is the sane default today). A sender's charset may be unknown,
+    a bytes-to-bytes codec (``base64``), or not even a name (NUL, 8-bit junk): never raises."""
+    try:
+        name = codecs.lookup((declared or default).strip().lower()).name
+        b"a".decode(name, "replace")  # a text encoding, not a bytes-to-bytes codec
+    except (LookupError, ValueError):
+        return default
+    return name
 
 
 def decode_header_text(value: str | None) -> str | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, not_, or_, select, true
 
 from pli.mailbox.mime.headers import parse_header
-from pli.mailbox.mime.text import clean, decode_header_text
+from pli.mailbox.mime.text import clean, decode_header_text, text_codec
 
 from .flags import SYSTEM_FLAGS
 from .models import MessageRow
@@ -276,11 +276,7 @@ def _body_text(raw: bytes, text_too: bool) -> str:
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes):
             continue
-        charset = part.get_content_charset() or "utf-8"
-        try:
-            pieces.append(payload.decode(charset, "replace"))
-        except LookupError:
-            pieces.append(payload.decode("utf-8", "replace"))
+        pieces.append(payload.decode(text_codec(part.get_content_charset()), "replace"))
     return "\n".join(pieces).casefold()
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import quopri
 from dataclasses import dataclass
 
 from pli.mailbox.mime.params import display_filename, param
 from pli.mailbox.mime.structure import Part, iter_parts
+from pli.mailbox.mime.text import text_codec
 
 #: Types shown in the browser (mssante.md §4), with the check their bytes must pass.
 INLINE_TYPES = ("application/pdf", "text/plain", "image/jpeg")
@@ -144,13 +144,8 @@ _BASE64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw
 
 
 def charset_name(part: Part) -> str:
-    """The declared charset if Python knows it, else UTF-8 (RFC 6657: UTF-8 is the sane
-    default for text today)."""
-    declared = (param(part["params"], "charset") or "utf-8").strip().lower()
-    try:
-        return codecs.lookup(declared).name
-    except LookupError:
-        return "utf-8"
+    """The declared charset if Python knows it as a text encoding, else UTF-8."""
+    return text_codec(param(part["params"], "charset"))
 
 
 def decode_text(data: bytes, part: Part) -> str:

@@ -211,3 +211,18 @@ async def test_undecodable_and_broken_input_is_stored_as_received(store: Store) 
     meta = await store.messages.get(folder, delivered[0].uid)
     assert meta.size == len(hostile) and meta.envelope is not None
     assert await store.messages.search(folder, S.Header("subject", "junk")) == [1]
+
+
+async def test_body_search_reads_text_whatever_charset_the_sender_declared(store: Store) -> None:
+    """A sender's charset may be unknown, a bytes codec, or not a name at all: the text is read
+    as UTF-8 then, and the search neither raises nor misses it."""
+    a, _ = await two_accounts(store)
+    for charset in (b"x-unknown", b"base64", b"iso-8859-1\x00", b"utf-8\x80"):
+        raw = (
+            b'From: a@x.fr\r\nSubject: s\r\nContent-Type: text/plain; charset="'
+            + charset
+            + b'"\r\n\r\nordonnance jointe\r\n'
+        )
+        await store.messages.deliver(raw, [DeliveryTarget(a)])
+    folder = await inbox(store, a)
+    assert await store.messages.search(folder, S.Body("ordonnance")) == [1, 2, 3, 4]

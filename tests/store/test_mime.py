@@ -14,6 +14,7 @@ from pli.mailbox.mime.addresses import MAX_ADDRESSES, parse_address_list
 from pli.mailbox.mime.cache import MAX_REFERENCES, attachments, message_ids, parse_message
 from pli.mailbox.mime.headers import MAX_FIELD_CHARS, MAX_HEADER_FIELDS, parse_header
 from pli.mailbox.mime.structure import MAX_MIME_DEPTH, iter_parts, parse_structure
+from pli.mailbox.mime.text import text_codec
 
 
 def slice_of(raw: bytes, span: list[int]) -> bytes:
@@ -250,3 +251,11 @@ def test_address_lists_never_raise_and_groups_balance(text: str) -> None:
         else:
             assert address[2]
     assert depth == 0
+
+
+def test_text_codec_falls_back_to_utf8_for_what_is_not_a_text_encoding() -> None:
+    assert text_codec("ISO-8859-1") == "iso8859-1"
+    assert text_codec(" Windows-1252 ") == "cp1252"
+    assert text_codec(None) == "utf-8"
+    for declared in ("x-unknown", "base64", "rot13", "iso-8859-1\x00", "utf-8\udc80", ""):
+        assert text_codec(declared) == "utf-8", declared
