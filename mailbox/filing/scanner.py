@@ -91,6 +91,10 @@ class RuleScanner:
                 self._since = await tx.conn.scalar(
                     select(FilingScanStateRow.started_at).where(FilingScanStateRow.id == _STATE_ROW)
                 )
+            assert self._since is not None
+            log.info(
+                "filing-rules-running", since=self._since.isoformat(), first=bool(added.rowcount)
+            )
         assert self._since is not None
         return self._since
 

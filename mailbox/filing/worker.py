@@ -122,10 +122,12 @@ class FilingWorker:
         self.scanner = RuleScanner(store, self.config.rules, clock=clock)
         self._wake = asyncio.Event()
         self._scan_wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._dirty: set[int] = set()
         self._scan_everything = True
         self._inflight: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
+        self._listener: asyncio.Task[None] | None = None  # reads the change feed only
         self._watch: DeliveryWatch | None = None
         self._progress = asyncio.Condition()
         self.settled = 0  # attempts settled by this worker (tests wait on it)
@@ -141,10 +143,8 @@ class FilingWorker:
         except Exception as error:  # the database is down: the leases will run out
             log.warning("filing-lease-release-failed", error=type(error).__name__)
         self._watch = watch_deliveries(self.store.feed)
-        self._loops = [
-            asyncio.create_task(self._dispatch(), name="filing-dispatch"),
-            asyncio.create_task(self._listen(self._watch), name="filing-watch"),
-        ]
+        self._listener = asyncio.create_task(self._listen(self._watch), name="filing-watch")
+        self._loops = [asyncio.create_task(self._dispatch(), name="filing-dispatch")]
         if self.scanner.rules:
             self._loops.append(asyncio.create_task(self._scan(), name="filing-rules"))
 
@@ -152,14 +152,30 @@ class FilingWorker:
         return []
 
     async def stop(self, grace: float) -> None:
-        for task in self._loops:
-            task.cancel()
-        for task in self._loops:
+        """The loops end after their round (a round cut inside a store transaction could leave
+        SQLite's write lock held by a connection nobody closes), attempts in progress finish;
+        all within ``grace``, else they are cut."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(grace, 0.0)
+        self._stopping.set()
+        self._wake.set()
+        self._scan_wake.set()
+        if self._listener is not None:  # no transaction there: cut at once
+            self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._listener
+            self._listener = None
+        if self._loops:
+            _done, late = await asyncio.wait(self._loops, timeout=max(grace, 0.0))
+            for task in late:
+                task.cancel()
+            for task in self._loops:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._loops = []
         if self._inflight:
-            _done, pending = await asyncio.wait(self._inflight, timeout=max(grace, 0))
+            remaining = max(deadline - loop.time(), 0.0)
+            _done, pending = await asyncio.wait(self._inflight, timeout=remaining)
             for task in pending:
                 task.cancel()
             for task in pending:
@@ -173,7 +189,7 @@ class FilingWorker:
     async def health(self) -> str | None:
         """None when the worker runs and the store accepts us; else what is wrong (a store
         that is merely down or busy is not reported: filings wait for it)."""
-        for task in self._loops:
+        for task in [*self._loops, *([self._listener] if self._listener else [])]:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 return f"{task.get_name()} stopped: {type(task.exception()).__name__}"
         if self._misconfigured is not None:
@@ -196,7 +212,7 @@ class FilingWorker:
     # -- loops -----------------------------------------------------------------------------------
 
     async def _dispatch(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             self._wake.clear()
             free = self.config.concurrency - len(self._inflight)
             claimed: list[Claimed] = []
@@ -253,7 +269,7 @@ class FilingWorker:
     async def _scan(self) -> None:
         loop = asyncio.get_running_loop()
         next_full = loop.time()
-        while True:
+        while not self._stopping.is_set():
             if self._scan_everything or loop.time() >= next_full:
                 self._scan_everything = False
                 next_full = loop.time() + self.config.scan_interval
@@ -261,6 +277,8 @@ class FilingWorker:
             while self._dirty:
                 await self._guarded(self.scanner.scan_folder(self._dirty.pop()))
             self._scan_wake.clear()
+            if self._stopping.is_set():
+                return
             if not self._dirty and not self._scan_everything:
                 await self._sleep(self._scan_wake, next_full - loop.time())
 

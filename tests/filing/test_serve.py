@@ -66,6 +66,7 @@ async def test_pli_serve_files_by_rule_and_by_request_and_the_cli_shows_and_retr
 ) -> None:
     process, where = server
     settings = load_settings(config)
+    await logged(process, "filing-rules-running")  # mail delivered from now on is examined
     store = await Store.open(settings)
     try:
         account = await store.accounts.create_citizen(CITIZEN, "patient.mssante.fr")
