@@ -28,7 +28,7 @@ import structlog
 from pli.mailbox.policyfacts import PolicyFacts
 from pli.mailbox.store import Delivered, DeliveryTarget, Store, Transaction
 from pli.mailbox.store.audit import AuditEntry
-from pli.mailbox.store.messages import PreparedMessage
+from pli.mailbox.store.messages import NewMessage, PreparedMessage
 from pli.policy.explain import audit_fields
 from pli.policy.facts import Facts
 from pli.policy.reasons import Decision
@@ -107,11 +107,8 @@ class LocalDelivery:
         """Deliver ``job``; returns after COMMIT (raises if the delivery failed)."""
         if self._task is None:  # not started (tools, tests): one transaction of its own
             job.prepared = await self.store.messages.prepare(job.stored)
-            entries: list[AuditEntry] = []
             async with self.store.transaction() as tx:
-                delivered = await self._write(job, tx, entries)
-                await self.store.audit.record_many(entries, tx=tx)
-            return delivered
+                return (await self._write([job], tx))[0]
         job.prepared = await self.store.messages.prepare(job.stored)
         job.done.add_done_callback(_retrieve)
         await self._queue.put(job)
@@ -142,12 +139,8 @@ class LocalDelivery:
 
     async def _commit(self, batch: list[DeliveryJob], *, alone: bool = False) -> None:
         try:
-            results = []
-            entries: list[AuditEntry] = []
             async with self.store.transaction() as tx:
-                for job in batch:
-                    results.append(await self._write(job, tx, entries))
-                await self.store.audit.record_many(entries, tx=tx)  # one lock of the chain
+                results = await self._write(batch, tx)
         except Exception as error:
             if alone:
                 _fail(batch[0], error)
@@ -161,33 +154,44 @@ class LocalDelivery:
             if not job.done.done():
                 job.done.set_result(delivered)
 
-    async def _write(
-        self, job: DeliveryJob, tx: Transaction, audit: list[AuditEntry]
-    ) -> list[Delivered]:
-        targets = [DeliveryTarget(copy.account_id, copy.folder) for copy in job.copies]
-        delivered = await self.store.messages.deliver(
-            job.stored, targets, prepared=job.prepared, tx=tx
+    async def _write(self, batch: Sequence[DeliveryJob], tx: Transaction) -> list[list[Delivered]]:
+        """Every job of ``batch`` in ``tx``: the rows of all messages in a fixed number of
+        statements (``deliver_many``), then each job's conversation effects and extra work, and
+        the audit records with one lock of the chain."""
+        delivered = await self.store.messages.deliver_many(
+            [
+                NewMessage(
+                    job.stored,
+                    [DeliveryTarget(copy.account_id, copy.folder) for copy in job.copies],
+                    prepared=job.prepared,
+                )
+                for job in batch
+            ],
+            tx=tx,
         )
-        for copy in job.copies:
-            if copy.facts is not None and copy.decision is not None:
-                await self.facts.record(copy.facts, copy.decision, tx=tx)
-                result = " ".join(
-                    f"{k}={v}" for k, v in audit_fields(copy.facts, copy.decision).items() if v
+        entries: list[AuditEntry] = []
+        for job in batch:
+            for copy in job.copies:
+                if copy.facts is not None and copy.decision is not None:
+                    await self.facts.record(copy.facts, copy.decision, tx=tx)
+                    result = " ".join(
+                        f"{k}={v}" for k, v in audit_fields(copy.facts, copy.decision).items() if v
+                    )
+                else:
+                    result = "delivered"
+                entries.append(
+                    AuditEntry(
+                        job.actor,
+                        job.action,
+                        mailbox=copy.address,
+                        acting_for=job.acting_for,
+                        request=job.request,
+                        result=result,
+                    )
                 )
-            else:
-                result = "delivered"
-            audit.append(
-                AuditEntry(
-                    job.actor,
-                    job.action,
-                    mailbox=copy.address,
-                    acting_for=job.acting_for,
-                    request=job.request,
-                    result=result,
-                )
-            )
-        if job.also is not None:
-            await job.also(tx)
+            if job.also is not None:
+                await job.also(tx)
+        await self.store.audit.record_many(entries, tx=tx)
         return delivered
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, insert, null, or_, select, update
+from sqlalchemy import bindparam, case, delete, insert, null, or_, select, update
 
 from pli.mailbox.mime.cache import MessageCache, parse_message
 
@@ -122,6 +122,28 @@ class DeliveryTarget:
     flags: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One message of :meth:`Messages.deliver_many`: its bytes, its targets, and when its file
+    is written already, the result of :meth:`Messages.prepare`."""
+
+    raw: bytes
+    targets: Sequence[DeliveryTarget]
+    prepared: PreparedMessage | None = None
+    internal_date: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Filed:
+    """A message about to get its rows: file, size, internal date, cache, folder → targets."""
+
+    blob_id: str
+    size: int
+    internal_date: int
+    cache: MessageCache
+    folders: dict[int, list[DeliveryTarget]]
+
+
 def _epoch(moment: datetime | None) -> int:
     if moment is None:
         return int(datetime.now(UTC).timestamp())
@@ -179,18 +201,52 @@ class Messages:
         """File one message into every target in one transaction (all or none); returns one
         :class:`Delivered` per distinct (account, folder), after commit. ``prepared``: the
         result of :meth:`prepare` for these bytes (its file is then not written again)."""
-        if not targets:
-            raise InvalidRequest("no recipient")
-        cache = prepared.cache if prepared is not None else await self.parse(raw)
-        return await self._store_new(
-            raw,
-            cache,
-            targets,
-            None,
-            _epoch(internal_date),
-            tx,
-            blob_id=prepared.blob_id if prepared is not None else None,
-        )
+        new = NewMessage(raw, targets, prepared=prepared, internal_date=internal_date)
+        return (await self.deliver_many([new], tx=tx))[0]
+
+    async def deliver_many(
+        self, messages: Sequence[NewMessage], *, tx: Transaction | None = None
+    ) -> list[list[Delivered]]:
+        """:meth:`deliver` for several messages in one transaction (group commit), with a fixed
+        number of statements whatever their count: one lookup of the folders, one UID and
+        MODSEQ allocation per folder (one statement for all folders on SQLite), one INSERT of
+        every row. Returns each message's :class:`Delivered` list, in order. All or none."""
+        for message in messages:
+            if not message.targets:
+                raise InvalidRequest("no recipient")
+            for target in message.targets:
+                normalise(target.flags)
+        caches = [
+            message.prepared.cache
+            if message.prepared is not None
+            else await self.parse(message.raw)
+            for message in messages
+        ]
+        blob_ids: list[str] = []
+        registered = False
+        try:
+            for message in messages:
+                prepared = message.prepared
+                blob_ids.append(
+                    prepared.blob_id
+                    if prepared is not None
+                    else await self.store.blobs.put(message.raw)
+                )
+            async with self.store.writing(tx) as tx:
+                tx.blobs.extend(blob_ids)
+                registered = True
+                folders = await self._resolve_many(tx, [m.targets for m in messages])
+                filed = [
+                    _Filed(blob_id, len(m.raw), _epoch(m.internal_date), cache, by_folder)
+                    for m, blob_id, cache, by_folder in zip(
+                        messages, blob_ids, caches, folders, strict=True
+                    )
+                ]
+                return await self._file(tx, filed)
+        except BaseException:
+            if not registered:
+                await self.store._discard_blobs(blob_ids)
+            raise
 
     async def append(
         self,
@@ -205,60 +261,88 @@ class Messages:
         normalise(flags)  # refuse bad flags before writing anything
         cache = await self.parse(raw)
         target = DeliveryTarget(0, flags=tuple(flags))
-        delivered = await self._store_new(
-            raw, cache, [target], folder_id, _epoch(internal_date), tx
-        )
-        return delivered[0]
-
-    async def _store_new(
-        self,
-        raw: bytes,
-        cache: MessageCache,
-        targets: Sequence[DeliveryTarget],
-        folder_id: int | None,
-        internal_date: int,
-        tx: Transaction | None,
-        *,
-        blob_id: str | None = None,
-    ) -> list[Delivered]:
-        for target in targets:
-            normalise(target.flags)
-        if blob_id is None:
-            blob_id = await self.store.blobs.put(raw)
+        blob_id = await self.store.blobs.put(raw)
         registered = False
         try:
             async with self.store.writing(tx) as tx:
                 tx.blobs.append(blob_id)
                 registered = True
-                if folder_id is not None:
-                    folders = {folder_id: list(targets)}
-                else:
-                    folders = await self._resolve(tx, targets)
-                common = {
-                    "blob_id": blob_id,
-                    "size": len(raw),
-                    "internal_date": internal_date,
-                    **cache_values(cache),
-                }
-                delivered = []
-                for target_folder in sorted(folders):
-                    flags: list[str] = []
-                    for target in folders[target_folder]:
-                        flags.extend(target.flags)
-                    bits, keywords = normalise(flags)
-                    rows = [{**common, "flags": bits, "keywords": encode_keywords(keywords)}]
-                    delivered += await self._insert(tx, target_folder, rows)
+                filed = _Filed(
+                    blob_id, len(raw), _epoch(internal_date), cache, {folder_id: [target]}
+                )
+                return (await self._file(tx, [filed]))[0][0]
         except BaseException:
             if not registered:
                 await self.store._discard_blobs([blob_id])
             raise
+
+    async def _file(self, tx: Transaction, messages: Sequence[_Filed]) -> list[list[Delivered]]:
+        """Allocate the UIDs of every folder at once and insert every row in one statement;
+        one ADDED event per folder."""
+        rows: list[dict[str, Any]] = []
+        counts: dict[int, int] = {}
+        for message in messages:
+            common = {
+                "blob_id": message.blob_id,
+                "size": message.size,
+                "internal_date": message.internal_date,
+                **cache_values(message.cache),
+            }
+            for folder_id in sorted(message.folders):
+                flags: list[str] = []
+                for target in message.folders[folder_id]:
+                    flags.extend(target.flags)
+                bits, keywords = normalise(flags)
+                rows.append(
+                    {
+                        **common,
+                        "flags": bits,
+                        "keywords": encode_keywords(keywords),
+                        "folder_id": folder_id,
+                    }
+                )
+                counts[folder_id] = counts.get(folder_id, 0) + 1
+        allocated = await self._allocate_many(tx, counts)
+        next_uid = {folder_id: found[0] for folder_id, found in allocated.items()}
+        for row in rows:
+            folder_id = row["folder_id"]
+            row["uid"] = next_uid[folder_id]
+            row["modseq"] = allocated[folder_id][1]
+            next_uid[folder_id] += 1
+        result = await tx.conn.execute(
+            insert(MessageRow).returning(MessageRow.id, sort_by_parameter_order=True), rows
+        )
+        ids = [found.id for found in result.all()]
+        uids: dict[int, list[int]] = {}
+        delivered: list[list[Delivered]] = []
+        position = 0
+        for message in messages:
+            copies = []
+            for _ in message.folders:
+                row, row_id = rows[position], ids[position]
+                position += 1
+                folder_id = row["folder_id"]
+                _, _, uidvalidity, account_id = allocated[folder_id]
+                uids.setdefault(folder_id, []).append(row["uid"])
+                copies.append(
+                    Delivered(
+                        account_id, folder_id, uidvalidity, row["uid"], row_id, row["blob_id"]
+                    )
+                )
+            delivered.append(copies)
+        for folder_id, added in uids.items():
+            _, modseq, _, account_id = allocated[folder_id]
+            tx.events.append(
+                FeedEvent(EventKind.ADDED, account_id, folder_id, uids=tuple(added), modseq=modseq)
+            )
         return delivered
 
-    async def _resolve(
-        self, tx: Transaction, targets: Sequence[DeliveryTarget]
-    ) -> dict[int, list[DeliveryTarget]]:
-        """Folder id → targets; an unknown folder falls back to the account's INBOX."""
-        accounts = {target.account_id for target in targets}
+    async def _resolve_many(
+        self, tx: Transaction, messages: Sequence[Sequence[DeliveryTarget]]
+    ) -> list[dict[int, list[DeliveryTarget]]]:
+        """Folder id → targets for each message's targets, in one query; an unknown folder
+        falls back to the account's INBOX."""
+        accounts = {target.account_id for targets in messages for target in targets}
         rows = (
             await tx.conn.execute(
                 select(
@@ -267,16 +351,60 @@ class Messages:
             )
         ).all()
         by_name = {(row.account_id, row.name): row.id for row in rows if not row.noselect}
-        folders: dict[int, list[DeliveryTarget]] = {}
-        for target in targets:
-            name = normalise_name(target.folder)
-            folder_id = by_name.get((target.account_id, name)) or by_name.get(
-                (target.account_id, INBOX)
+        resolved = []
+        for targets in messages:
+            folders: dict[int, list[DeliveryTarget]] = {}
+            for target in targets:
+                name = normalise_name(target.folder)
+                folder_id = by_name.get((target.account_id, name)) or by_name.get(
+                    (target.account_id, INBOX)
+                )
+                if folder_id is None:
+                    raise NotFound("no such account")
+                folders.setdefault(folder_id, []).append(target)
+            resolved.append(folders)
+        return resolved
+
+    async def _allocate_many(
+        self, tx: Transaction, counts: dict[int, int]
+    ) -> dict[int, tuple[int, int, int, int]]:
+        """:meth:`_allocate` for several folders: folder id → (first UID, MODSEQ, UIDVALIDITY,
+        account id). On SQLite (one writer: no lock order to keep) one UPDATE … RETURNING for
+        every folder; on PostgreSQL one per folder in id order (no deadlock)."""
+        if len(counts) == 1 or not self.store.db.is_sqlite:
+            return {
+                folder_id: await self._allocate(tx, folder_id, counts[folder_id])
+                for folder_id in sorted(counts)
+            }
+        increment = case(counts, value=FolderRow.id)
+        found = (
+            await tx.conn.execute(
+                update(FolderRow)
+                .where(FolderRow.id.in_(counts), FolderRow.noselect.is_(False))
+                .values(
+                    uidnext=FolderRow.uidnext + increment,
+                    highestmodseq=FolderRow.highestmodseq + 1,
+                )
+                .returning(
+                    FolderRow.id,
+                    FolderRow.uidnext,
+                    FolderRow.highestmodseq,
+                    FolderRow.uidvalidity,
+                    FolderRow.account_id,
+                )
             )
-            if folder_id is None:
-                raise NotFound("no such account")
-            folders.setdefault(folder_id, []).append(target)
-        return folders
+        ).all()
+        if len(found) != len(counts):
+            raise NotFound("no such folder")
+        return {
+            row.id: (
+                row.uidnext - counts[row.id],
+                row.highestmodseq,
+                row.uidvalidity,
+                row.account_id,
+            )
+            for row in found
+        }
 
     async def _allocate(
         self, tx: Transaction, folder_id: int, count: int

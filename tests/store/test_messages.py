@@ -19,6 +19,7 @@ from pli.mailbox.store import (
 )
 from pli.mailbox.store import search as S
 from pli.mailbox.store.flags import MAX_KEYWORDS
+from pli.mailbox.store.messages import NewMessage
 from pli.mailbox.store.service import StoreOptions
 
 
@@ -60,6 +61,49 @@ async def test_uids_strictly_increase_under_concurrent_deliveries(store: Store) 
     folder = await store.folders.get(a, "INBOX")
     assert folder.uidnext == 21
     assert await store.messages.uids(folder.id) == uids
+
+
+async def test_deliver_many_files_a_batch_in_order_with_one_modseq_per_folder(
+    store: Store,
+) -> None:
+    a, b = await two_accounts(store)
+    await store.messages.deliver(build_message(), [DeliveryTarget(a)])  # a's UIDs start at 2
+    before = {x: (await store.folders.get(x, "INBOX")).highestmodseq for x in (a, b)}
+    raws = [build_message(subject=f"n{index}") for index in range(4)]
+    targets = [[DeliveryTarget(a)], [DeliveryTarget(b), DeliveryTarget(a, flags=("\\Seen",))]]
+    targets += [[DeliveryTarget(a)], [DeliveryTarget(b)]]
+    results = await store.messages.deliver_many(
+        [NewMessage(raw, where) for raw, where in zip(raws, targets, strict=True)]
+    )
+    by_folder = {x: await inbox(store, x) for x in (a, b)}
+    assert [[(d.folder_id, d.uid) for d in copies] for copies in results] == [
+        [(by_folder[a], 2)],
+        sorted([(by_folder[b], 1), (by_folder[a], 3)]),
+        [(by_folder[a], 4)],
+        [(by_folder[b], 2)],
+    ]
+    for raw, copies in zip(raws, results, strict=True):
+        for copy in copies:
+            assert await store.messages.read(copy.folder_id, copy.uid) == raw
+    seen = await store.messages.get(by_folder[a], 3)
+    assert "\\Seen" in seen.flags
+    for x in (a, b):  # one MODSEQ per folder for the whole batch, UIDNEXT past the last
+        folder = await store.folders.get(x, "INBOX")
+        assert folder.highestmodseq == before[x] + 1
+        assert folder.uidnext == (5 if x == a else 3)
+    # all or nothing: one unknown account fails the batch, and its files are removed
+    files = set(store.blobs.list())  # type: ignore[attr-defined]
+    with pytest.raises(NotFound):
+        await store.messages.deliver_many(
+            [
+                NewMessage(build_message(), [DeliveryTarget(a)]),
+                NewMessage(raws[0], [DeliveryTarget(999999)]),
+            ]
+        )
+    assert (await store.folders.get(a, "INBOX")).uidnext == 5
+    assert set(store.blobs.list()) == files  # type: ignore[attr-defined]
+    with pytest.raises(InvalidRequest):
+        await store.messages.deliver_many([NewMessage(raws[0], [])])
 
 
 async def test_fetch_metadata_in_one_call_with_cached_envelope(store: Store) -> None:
