@@ -45,6 +45,7 @@ from pli.mailbox.mime.headers import parse_header
 from pli.mailbox.mime.structure import iter_parts, parse_structure
 from pli.mailbox.mime.text import decode_header_text
 from pli.mailbox.store import Account, Store
+from pli.mailbox.store.conversations import ConversationChange
 from pli.mailbox.store.records import ProfileStatus as StoredProfile
 from pli.mailbox.xdm import XdmPackage, read_xdm
 from pli.policy.documents import restrictions
@@ -325,23 +326,33 @@ class PolicyFacts:
         """What a delivered message changes (policy P2, P4), in the delivering transaction:
         a professional's message opens, reopens or ends the exchange; a citizen's accepted
         message is recorded in it."""
-        for effect in conversation_effects(facts, decision):
-            await self.store.conversations.record_professional_message(
-                effect.professional,
-                effect.citizen_ins,
-                effect.message_id,
-                ends=effect.kind is EffectKind.ENDED,
-                at=datetime.fromtimestamp(effect.at, UTC),
-                tx=tx,
-            )
-        pair = exchange_pair(facts.sender, facts.recipient)
-        if decision.accepted and pair is not None and facts.sender.kind is PartyKind.CITIZEN:
-            await self.store.conversations.record_citizen_message(
+        await self.store.conversations.record_many(changes(facts, decision), tx=tx)
+
+
+def changes(facts: Facts, decision: Decision) -> list[ConversationChange]:
+    """The conversation changes of one accepted message (:meth:`PolicyFacts.record`; a group
+    commit records those of all its messages at once with ``record_many``, in order)."""
+    found = [
+        ConversationChange(
+            effect.professional,
+            effect.citizen_ins,
+            effect.message_id,
+            ends=effect.kind is EffectKind.ENDED,
+            at=datetime.fromtimestamp(effect.at, UTC),
+        )
+        for effect in conversation_effects(facts, decision)
+    ]
+    pair = exchange_pair(facts.sender, facts.recipient)
+    if decision.accepted and pair is not None and facts.sender.kind is PartyKind.CITIZEN:
+        found.append(
+            ConversationChange(
                 *pair,
                 facts.message.message_id if facts.message else "",
+                from_citizen=True,
                 at=datetime.fromtimestamp(facts.now, UTC),
-                tx=tx,
             )
+        )
+    return found
 
 
 # -- message traits (DATA moment) -------------------------------------------------------------

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from pli.mailbox.policyfacts import PolicyFacts
+from pli.mailbox.policyfacts import PolicyFacts, changes
 from pli.mailbox.store import Delivered, DeliveryTarget, Store, Transaction
 from pli.mailbox.store.audit import AuditEntry
+from pli.mailbox.store.conversations import ConversationChange
 from pli.mailbox.store.messages import NewMessage, PreparedMessage
 from pli.policy.explain import audit_fields
 from pli.policy.facts import Facts
@@ -155,9 +156,10 @@ class LocalDelivery:
                 job.done.set_result(delivered)
 
     async def _write(self, batch: Sequence[DeliveryJob], tx: Transaction) -> list[list[Delivered]]:
-        """Every job of ``batch`` in ``tx``: the rows of all messages in a fixed number of
-        statements (``deliver_many``), then each job's conversation effects and extra work, and
-        the audit records with one lock of the chain."""
+        """Every job of ``batch`` in ``tx``, in a number of statements that does not grow with
+        the batch: the rows of all messages (``deliver_many``), the conversation effects of all
+        (``record_many``, in order), each job's extra work, the audit records (one lock of the
+        chain)."""
         delivered = await self.store.messages.deliver_many(
             [
                 NewMessage(
@@ -170,10 +172,11 @@ class LocalDelivery:
             tx=tx,
         )
         entries: list[AuditEntry] = []
+        effects: list[ConversationChange] = []
         for job in batch:
             for copy in job.copies:
                 if copy.facts is not None and copy.decision is not None:
-                    await self.facts.record(copy.facts, copy.decision, tx=tx)
+                    effects += changes(copy.facts, copy.decision)
                     result = " ".join(
                         f"{k}={v}" for k, v in audit_fields(copy.facts, copy.decision).items() if v
                     )
@@ -189,6 +192,8 @@ class LocalDelivery:
                         result=result,
                     )
                 )
+        await self.store.conversations.record_many(effects, tx=tx)  # in the batch's order
+        for job in batch:
             if job.also is not None:
                 await job.also(tx)
         await self.store.audit.record_many(entries, tx=tx)

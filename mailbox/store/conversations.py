@@ -12,10 +12,11 @@ may the citizen reply?) is the policy's job. The caller records each message's e
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -43,6 +44,21 @@ def conversation_from_row(row: Any) -> Conversation:
         ended_message_id=row.ended_message_id,
         reopened_at=row.reopened_at,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationChange:
+    """One message's effect on a conversation (:meth:`Conversations.record_many`): a
+    professional's message (``ends``: an ending one, ``ended_by`` default the professional) or a
+    citizen's (``from_citizen``); ``at`` default now."""
+
+    professional: str
+    ins: str
+    message_id: str
+    from_citizen: bool = False
+    ends: bool = False
+    ended_by: str | None = None
+    at: datetime | None = None
 
 
 class Conversations:
@@ -106,23 +122,10 @@ class Conversations:
         """A professional mailbox wrote to a citizen: opens the exchange, or reopens an ended
         one; with ``ends`` (policy P4: ``[FIN]`` / ``X-MSS-MES: FIN``) ends it, recording who
         (``ended_by``, default the mailbox), when and which message."""
-        at = at or datetime.now(UTC)
-        professional, ins = professional.lower(), ins.upper()
-        async with self.store.writing(tx) as tx:
-            row = await self._locked(tx, professional, ins, at)
-            values: dict[str, Any] = {"last_professional_at": at}
-            if ends:
-                values |= {
-                    "state": ConversationState.ENDED.value,
-                    "ended_at": at,
-                    "ended_by": (ended_by or professional).lower(),
-                    "ended_message_id": message_id or None,
-                }
-            elif row.state == ConversationState.ENDED.value:
-                values |= {"state": ConversationState.OPEN.value, "reopened_at": at}
-            saved = await self._save(tx, row, values)
-            await self._thread(tx, saved.id, message_id, TO_CITIZEN, at)
-            return saved
+        change = ConversationChange(
+            professional, ins, message_id, ends=ends, ended_by=ended_by, at=at
+        )
+        return (await self.record_many([change], tx=tx))[0]
 
     async def record_citizen_message(
         self,
@@ -135,64 +138,129 @@ class Conversations:
     ) -> Conversation:
         """A citizen wrote to a professional mailbox (accepted by the policy, e.g. a reply or
         a first message to a pharmacy)."""
-        at = at or datetime.now(UTC)
-        professional, ins = professional.lower(), ins.upper()
+        change = ConversationChange(professional, ins, message_id, from_citizen=True, at=at)
+        return (await self.record_many([change], tx=tx))[0]
+
+    async def record_many(
+        self, changes: Sequence[ConversationChange], *, tx: Transaction | None = None
+    ) -> list[Conversation]:
+        """Record several messages' effects in order (a group commit's), in a fixed number of
+        statements: the rows locked (created when missing) in one SELECT, the changes applied in
+        order in memory, one UPDATE per row and one INSERT of the Message-IDs, each sent as one
+        batch. Returns each change's conversation as it left it."""
+        if not changes:
+            return []
+        now = datetime.now(UTC)
+        changes = [
+            replace(c, professional=c.professional.lower(), ins=c.ins.upper(), at=c.at or now)
+            for c in changes
+        ]
         async with self.store.writing(tx) as tx:
-            row = await self._locked(tx, professional, ins, at)
-            saved = await self._save(tx, row, {"last_citizen_at": at})
-            await self._thread(tx, saved.id, message_id, FROM_CITIZEN, at)
-            return saved
-
-    async def _locked(self, tx: Transaction, professional: str, ins: str, at: datetime) -> Any:
-        """The conversation row, created if missing, locked until commit (two first messages
-        at once cannot both create it: INSERT … ON CONFLICT DO NOTHING)."""
-        query = (
-            select(ConversationRow)
-            .where(ConversationRow.professional == professional, ConversationRow.ins == ins)
-            .with_for_update()
-        )
-        row = (await tx.conn.execute(query)).first()
-        if row is not None:
-            return row
-        dialect_insert = sqlite_insert if self.store.db.is_sqlite else postgresql_insert
-        await tx.conn.execute(
-            dialect_insert(ConversationRow)
-            .values(
-                professional=professional,
-                ins=ins,
-                state=ConversationState.OPEN.value,
-                opened_at=at,
-            )
-            .on_conflict_do_nothing()
-        )
-        return (await tx.conn.execute(query)).one()
-
-    async def _save(self, tx: Transaction, row: Any, values: dict[str, Any]) -> Conversation:
-        """Update the locked row; the row as saved (one statement: UPDATE … RETURNING)."""
-        saved = (
+            current = await self._locked_many(tx, changes)
+            after: list[Conversation] = []
+            threads: list[dict[str, Any]] = []
+            for change in changes:
+                key = (change.professional, change.ins)
+                current[key] = saved = _applied(current[key], change)
+                after.append(saved)
+                if change.message_id:
+                    threads.append(
+                        {
+                            "conversation_id": saved.id,
+                            "message_id": change.message_id[:998],
+                            "direction": FROM_CITIZEN if change.from_citizen else TO_CITIZEN,
+                            "at": change.at,
+                        }
+                    )
             await tx.conn.execute(
                 update(ConversationRow)
-                .where(ConversationRow.id == row.id)
-                .values(**values)
-                .returning(*ConversationRow.__table__.columns)
+                .where(ConversationRow.id == bindparam("row_id"))
+                .values({name: bindparam(f"new_{name}") for name in _CHANGED}),
+                [
+                    {"row_id": row.id}
+                    | {f"new_{name}": _column(getattr(row, name)) for name in _CHANGED}
+                    for row in current.values()
+                ],
             )
-        ).one()
-        return conversation_from_row(saved)
+            if threads:
+                dialect_insert = sqlite_insert if self.store.db.is_sqlite else postgresql_insert
+                await tx.conn.execute(
+                    dialect_insert(ThreadMessageRow).on_conflict_do_nothing(), threads
+                )
+            return after
 
-    async def _thread(
-        self, tx: Transaction, conversation_id: int, message_id: str, direction: str, at: datetime
-    ) -> None:
-        """Record the Message-ID in the conversation unless it is there (one statement)."""
-        if not message_id:
-            return
-        dialect_insert = sqlite_insert if self.store.db.is_sqlite else postgresql_insert
-        await tx.conn.execute(
-            dialect_insert(ThreadMessageRow)
-            .values(
-                conversation_id=conversation_id,
-                message_id=message_id[:998],
-                direction=direction,
-                at=at,
-            )
-            .on_conflict_do_nothing()
+    async def _locked_many(
+        self, tx: Transaction, changes: Sequence[ConversationChange]
+    ) -> dict[tuple[str, str], Conversation]:
+        """The conversation of each (professional, INS) of ``changes``, created if missing,
+        locked until commit (rows in id order; two first messages at once cannot both create
+        one: INSERT … ON CONFLICT DO NOTHING)."""
+        keys = sorted({(c.professional, c.ins) for c in changes})
+        query = (
+            select(ConversationRow)
+            .where(tuple_(ConversationRow.professional, ConversationRow.ins).in_(keys))
+            .order_by(ConversationRow.id)
+            .with_for_update()
         )
+        found = {(row.professional, row.ins): row for row in (await tx.conn.execute(query)).all()}
+        missing = [key for key in keys if key not in found]
+        if missing:
+            first: dict[tuple[str, str], datetime | None] = {}
+            for change in changes:
+                first.setdefault((change.professional, change.ins), change.at)
+            dialect_insert = sqlite_insert if self.store.db.is_sqlite else postgresql_insert
+            await tx.conn.execute(
+                dialect_insert(ConversationRow)
+                .values(
+                    [
+                        {
+                            "professional": professional,
+                            "ins": ins,
+                            "state": ConversationState.OPEN.value,
+                            "opened_at": first[(professional, ins)],
+                        }
+                        for professional, ins in missing
+                    ]
+                )
+                .on_conflict_do_nothing()
+            )
+            found = {
+                (row.professional, row.ins): row for row in (await tx.conn.execute(query)).all()
+            }
+        return {key: conversation_from_row(found[key]) for key in keys}
+
+
+#: The columns a recorded message may change.
+_CHANGED = (
+    "state",
+    "last_professional_at",
+    "last_citizen_at",
+    "ended_at",
+    "ended_by",
+    "ended_message_id",
+    "reopened_at",
+)
+
+
+def _column(value: Any) -> Any:
+    return value.value if isinstance(value, ConversationState) else value
+
+
+def _applied(row: Conversation, change: ConversationChange) -> Conversation:
+    """``row`` after ``change`` (policy P2: a professional's message opens or reopens the
+    exchange; P4: an ending one ends it, recording who, when and which message)."""
+    at = change.at
+    if change.from_citizen:
+        return replace(row, last_citizen_at=at)
+    if change.ends:
+        return replace(
+            row,
+            last_professional_at=at,
+            state=ConversationState.ENDED,
+            ended_at=at,
+            ended_by=(change.ended_by or change.professional).lower(),
+            ended_message_id=change.message_id or None,
+        )
+    if row.state == ConversationState.ENDED:
+        return replace(row, last_professional_at=at, state=ConversationState.OPEN, reopened_at=at)
+    return replace(row, last_professional_at=at)

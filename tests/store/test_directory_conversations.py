@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pli.mailbox.store import AccountKind, ConversationState, Store
+from pli.mailbox.store.conversations import ConversationChange
 from pli.mailbox.store.directory_import import parse_extract
 
 NATIONAL = (
@@ -110,3 +111,45 @@ async def test_conversation_opens_ends_and_reopens(store: Store) -> None:
     assert thread is not None and thread.id == first.id
     assert await conversations.by_message_ids("146026322000196", ["r1@y"]) is None
     assert [c.professional for c in await conversations.for_citizen(ins)] == [doctor]
+
+
+async def test_record_many_applies_a_batch_in_order_as_one_by_one_would(store: Store) -> None:
+    """A group commit records its messages' effects at once: two messages to one citizen in
+    the batch (the second ends the exchange), an existing exchange ended then reopened, a
+    citizen's reply; each change sees the ones before it, and the store keeps the last."""
+    conversations = store.conversations
+    doctor, other = "Dr.Martin@hopital-demo.mssante.fr", "j.durand@hopital-demo.mssante.fr"
+    ins, ins2 = "180017512345660", "146026322000196"
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    existing = await conversations.record_professional_message(other, ins2, "old@x", ends=False)
+    results = await conversations.record_many(
+        [
+            ConversationChange(doctor, ins, "m1@x", at=at),
+            ConversationChange(other, ins2, "fin@x", ends=True, at=at),
+            ConversationChange(doctor, ins, "r1@y", from_citizen=True, at=at + timedelta(1)),
+            ConversationChange(doctor, ins, "fin2@x", ends=True, at=at + timedelta(2)),
+            ConversationChange(other, ins2, "again@x", at=at + timedelta(3)),
+        ]
+    )
+    assert [r.state for r in results] == [
+        ConversationState.OPEN,
+        ConversationState.ENDED,
+        ConversationState.OPEN,
+        ConversationState.ENDED,
+        ConversationState.OPEN,
+    ]
+    assert results[0].id == results[2].id == results[3].id != existing.id
+    assert results[1].id == results[4].id == existing.id
+    ended = await conversations.get(doctor, ins)
+    assert ended is not None and ended.state is ConversationState.ENDED
+    assert (ended.ended_by, ended.ended_message_id) == (doctor.lower(), "fin2@x")
+    assert ended.opened_at == at and ended.last_citizen_at == at + timedelta(1)
+    reopened = await conversations.get(other, ins2)
+    assert reopened is not None and reopened.is_open
+    assert reopened.reopened_at == at + timedelta(3) and reopened.ended_message_id == "fin@x"
+    for message_id, expected in (("r1@y", ended.id), ("again@x", existing.id), ("m1@x", ended.id)):
+        thread = await conversations.by_message_ids(
+            ins if expected == ended.id else ins2, [message_id]
+        )
+        assert thread is not None and thread.id == expected
+    assert await conversations.record_many([]) == []
