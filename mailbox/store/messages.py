@@ -371,11 +371,24 @@ class Messages:
         """:meth:`_allocate` for several folders: folder id → (first UID, MODSEQ, UIDVALIDITY,
         account id). On SQLite (one writer: no lock order to keep) one UPDATE … RETURNING for
         every folder; on PostgreSQL one per folder in id order (no deadlock)."""
-        if len(counts) == 1 or not self.store.db.is_sqlite:
-            return {
-                folder_id: await self._allocate(tx, folder_id, counts[folder_id])
-                for folder_id in sorted(counts)
-            }
+        if self.store.db.is_sqlite:
+            return await self._allocate_rows(tx, counts)
+        allocated: dict[int, tuple[int, int, int, int]] = {}
+        for folder_id in sorted(counts):
+            allocated |= await self._allocate_rows(tx, {folder_id: counts[folder_id]})
+        return allocated
+
+    async def _allocate(
+        self, tx: Transaction, folder_id: int, count: int
+    ) -> tuple[int, int, int, int]:
+        """(first UID, MODSEQ, UIDVALIDITY, account id) for ``count`` new messages; locks the
+        folder row until commit."""
+        return (await self._allocate_rows(tx, {folder_id: count}))[folder_id]
+
+    async def _allocate_rows(
+        self, tx: Transaction, counts: dict[int, int]
+    ) -> dict[int, tuple[int, int, int, int]]:
+        """One UPDATE … RETURNING: ``counts[folder]`` UIDs and one MODSEQ for each folder."""
         increment = case(counts, value=FolderRow.id)
         found = (
             await tx.conn.execute(
@@ -405,31 +418,6 @@ class Messages:
             )
             for row in found
         }
-
-    async def _allocate(
-        self, tx: Transaction, folder_id: int, count: int
-    ) -> tuple[int, int, int, int]:
-        """(first UID, MODSEQ, UIDVALIDITY, account id) for ``count`` new messages; locks the
-        folder row until commit."""
-        row = (
-            await tx.conn.execute(
-                update(FolderRow)
-                .where(FolderRow.id == folder_id, FolderRow.noselect.is_(False))
-                .values(
-                    uidnext=FolderRow.uidnext + count,
-                    highestmodseq=FolderRow.highestmodseq + 1,
-                )
-                .returning(
-                    FolderRow.uidnext,
-                    FolderRow.highestmodseq,
-                    FolderRow.uidvalidity,
-                    FolderRow.account_id,
-                )
-            )
-        ).first()
-        if row is None:
-            raise NotFound("no such folder")
-        return row.uidnext - count, row.highestmodseq, row.uidvalidity, row.account_id
 
     async def _bump(self, tx: Transaction, folder_id: int) -> tuple[int, int]:
         """A new MODSEQ for a change in the folder (locks the row): (modseq, account id)."""
