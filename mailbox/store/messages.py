@@ -277,10 +277,9 @@ class Messages:
             raise
 
     async def _file(self, tx: Transaction, messages: Sequence[_Filed]) -> list[list[Delivered]]:
-        """Allocate the UIDs of every folder at once and insert every row in one statement;
-        one ADDED event per folder."""
+        """The rows of every message in every folder of it, in one :meth:`_insert_rows`; each
+        message's :class:`Delivered` list, in order."""
         rows: list[dict[str, Any]] = []
-        counts: dict[int, int] = {}
         for message in messages:
             common = {
                 "blob_id": message.blob_id,
@@ -301,7 +300,16 @@ class Messages:
                         "folder_id": folder_id,
                     }
                 )
-                counts[folder_id] = counts.get(folder_id, 0) + 1
+        inserted = iter(await self._insert_rows(tx, rows))
+        return [[next(inserted) for _ in message.folders] for message in messages]
+
+    async def _insert_rows(self, tx: Transaction, rows: list[dict[str, Any]]) -> list[Delivered]:
+        """Insert ``rows`` (each naming its ``folder_id``) in one statement: the UIDs of every
+        folder allocated at once (in row order within a folder), one MODSEQ and one ADDED event
+        per folder. One :class:`Delivered` per row, in order."""
+        counts: dict[int, int] = {}
+        for row in rows:
+            counts[row["folder_id"]] = counts.get(row["folder_id"], 0) + 1
         allocated = await self._allocate_many(tx, counts)
         next_uid = {folder_id: found[0] for folder_id, found in allocated.items()}
         for row in rows:
@@ -312,24 +320,15 @@ class Messages:
         result = await tx.conn.execute(
             insert(MessageRow).returning(MessageRow.id, sort_by_parameter_order=True), rows
         )
-        ids = [found.id for found in result.all()]
+        delivered = []
         uids: dict[int, list[int]] = {}
-        delivered: list[list[Delivered]] = []
-        position = 0
-        for message in messages:
-            copies = []
-            for _ in message.folders:
-                row, row_id = rows[position], ids[position]
-                position += 1
-                folder_id = row["folder_id"]
-                _, _, uidvalidity, account_id = allocated[folder_id]
-                uids.setdefault(folder_id, []).append(row["uid"])
-                copies.append(
-                    Delivered(
-                        account_id, folder_id, uidvalidity, row["uid"], row_id, row["blob_id"]
-                    )
-                )
-            delivered.append(copies)
+        for row, found in zip(rows, result.all(), strict=True):
+            folder_id = row["folder_id"]
+            _, _, uidvalidity, account_id = allocated[folder_id]
+            uids.setdefault(folder_id, []).append(row["uid"])
+            delivered.append(
+                Delivered(account_id, folder_id, uidvalidity, row["uid"], found.id, row["blob_id"])
+            )
         for folder_id, added in uids.items():
             _, modseq, _, account_id = allocated[folder_id]
             tx.events.append(
@@ -368,22 +367,16 @@ class Messages:
     async def _allocate_many(
         self, tx: Transaction, counts: dict[int, int]
     ) -> dict[int, tuple[int, int, int, int]]:
-        """:meth:`_allocate` for several folders: folder id → (first UID, MODSEQ, UIDVALIDITY,
-        account id). On SQLite (one writer: no lock order to keep) one UPDATE … RETURNING for
-        every folder; on PostgreSQL one per folder in id order (no deadlock)."""
+        """For each folder, ``counts[folder]`` new UIDs and one new MODSEQ (locking the folder
+        rows until commit): folder id → (first UID, MODSEQ, UIDVALIDITY, account id). On SQLite
+        (one writer: no lock order to keep) one UPDATE … RETURNING for every folder; on
+        PostgreSQL one per folder in id order (no deadlock)."""
         if self.store.db.is_sqlite:
             return await self._allocate_rows(tx, counts)
         allocated: dict[int, tuple[int, int, int, int]] = {}
         for folder_id in sorted(counts):
             allocated |= await self._allocate_rows(tx, {folder_id: counts[folder_id]})
         return allocated
-
-    async def _allocate(
-        self, tx: Transaction, folder_id: int, count: int
-    ) -> tuple[int, int, int, int]:
-        """(first UID, MODSEQ, UIDVALIDITY, account id) for ``count`` new messages; locks the
-        folder row until commit."""
-        return (await self._allocate_rows(tx, {folder_id: count}))[folder_id]
 
     async def _allocate_rows(
         self, tx: Transaction, counts: dict[int, int]
@@ -436,31 +429,7 @@ class Messages:
     async def _insert(
         self, tx: Transaction, folder_id: int, rows: list[dict[str, Any]]
     ) -> list[Delivered]:
-        first_uid, modseq, uidvalidity, account_id = await self._allocate(tx, folder_id, len(rows))
-        values = [
-            {**row, "folder_id": folder_id, "uid": first_uid + index, "modseq": modseq}
-            for index, row in enumerate(rows)
-        ]
-        result = await tx.conn.execute(
-            insert(MessageRow).returning(
-                MessageRow.id, MessageRow.uid, sort_by_parameter_order=True
-            ),
-            values,
-        )
-        inserted = result.all()
-        tx.events.append(
-            FeedEvent(
-                EventKind.ADDED,
-                account_id,
-                folder_id,
-                uids=tuple(row.uid for row in inserted),
-                modseq=modseq,
-            )
-        )
-        return [
-            Delivered(account_id, folder_id, uidvalidity, row.uid, row.id, value["blob_id"])
-            for row, value in zip(inserted, values, strict=True)
-        ]
+        return await self._insert_rows(tx, [{**row, "folder_id": folder_id} for row in rows])
 
     # -- reading ----------------------------------------------------------------------------
 
