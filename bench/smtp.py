@@ -335,8 +335,13 @@ async def main(args: argparse.Namespace) -> None:
     try:
         directory = root / "pli"
         recipients = await prepare_pli(directory, args.url, args.mailboxes)
+        main_case = "pli, group commit"
+        more: dict[str, str] = {}
+        if args.processes > 1:
+            main_case += f", {args.processes} processes"
+            more["PLI_LISTENERS__MTA__PROCESSES"] = str(args.processes)
         for size in sizes:
-            results.append(await pli_case("pli, group commit", directory, recipients, size, args))
+            results.append(await pli_case(main_case, directory, recipients, size, args, **more))
         if not args.quick:
             results.append(
                 await pli_case(
@@ -394,5 +399,8 @@ if __name__ == "__main__":
     parser.add_argument("--url", default="", help="PostgreSQL URL (default: SQLite)")
     parser.add_argument("--no-postfix", action="store_true")
     parser.add_argument("--quick", action="store_true", help="only pli with group commit")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="SMTP listener processes of the main pli case"
+    )
     parser.add_argument("--json", action="store_true")
     asyncio.run(main(parser.parse_args()))

@@ -292,7 +292,7 @@ class PolicyFacts:
         """Gather the facts for one recipient (one read transaction) and ask the engine;
         ``recipient_account``: the recipient's account when the caller looked it up."""
         try:
-            async with self.store.db.snapshot():
+            async with self.store.db.snapshot(quick=True):
                 facts = await self.gather(
                     await self.party(sender),
                     await self.party(recipient, account=recipient_account),

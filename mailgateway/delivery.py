@@ -140,7 +140,7 @@ class LocalDelivery:
 
     async def _commit(self, batch: list[DeliveryJob], *, alone: bool = False) -> None:
         try:
-            async with self.store.transaction() as tx:
+            async with self.store.transaction(quick=True) as tx:
                 results = await self._write(batch, tx)
         except Exception as error:
             if alone:

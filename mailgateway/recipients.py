@@ -108,7 +108,7 @@ class LocalRecipients:
         from one read transaction."""
         address = self.resolve(address)
         try:
-            async with self.store.db.snapshot():
+            async with self.store.db.snapshot(quick=True):
                 account = await self.store.accounts.find(address)
                 refusal = self._routing(address, account)
                 if refusal is not None:

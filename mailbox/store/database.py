@@ -7,7 +7,10 @@ read lock), a busy timeout, foreign keys on, and ``synchronous`` FULL by default
 fsyncs the WAL: an acknowledged message survives power loss) or NORMAL (survives a killed process,
 may lose the last commits on power loss). pysqlite's own transaction handling is switched off and
 BEGIN emitted by us, as SQLAlchemy documents for SERIALIZABLE/savepoint correctness. Writers of one
-process queue on an asyncio lock instead of spinning in SQLite's busy handler.
+process queue on an asyncio lock, and processes on a file lock (``writelock.py``), instead of
+polling in SQLite's busy handler. Quick snapshots
+(point lookups such as the policy's facts) run on connections in the event loop's own thread
+(``inline.py``: no thread hand-off per statement).
 
 PostgreSQL: asyncpg, READ COMMITTED; writers serialise on the rows they update (a folder's
 UIDNEXT row, the audit chain row).
@@ -32,6 +35,8 @@ from sqlalchemy.pool import NullPool
 from pli.config.schema import async_database_url
 
 from .errors import InvalidRequest
+from .inline import BEGIN_WRITE, QUICK_BUSY_TIMEOUT, QUICK_POOL_SIZE, connector
+from .writelock import WriteLock
 
 #: The read transaction of the current :meth:`Database.snapshot`, per task (with its database).
 _SNAPSHOT: ContextVar[tuple[Database, AsyncConnection] | None] = ContextVar(
@@ -50,10 +55,18 @@ def async_url(url: str) -> str:
 class Database:
     """An async engine with ``read()`` and ``write()`` transactions."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        quick: AsyncEngine | None = None,
+        processes_lock: WriteLock | None = None,
+    ) -> None:
         self.engine = engine
+        #: The engine of quick snapshots (SQLite: in the loop's thread; else the same engine).
+        self.quick_engine = quick or engine
         self.dialect = engine.dialect.name
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._processes_lock = processes_lock
 
     @property
     def is_sqlite(self) -> bool:
@@ -80,8 +93,23 @@ class Database:
         if parsed.get_backend_name() == "sqlite":
             if synchronous not in ("full", "normal"):
                 raise InvalidRequest("sqlite synchronous must be full or normal")
-            engine = create_async_engine(url, poolclass=NullPool if _memory(url) else None)
+            memory = _memory(url)
+            engine = create_async_engine(url, poolclass=NullPool if memory else None)
             _tune_sqlite(engine, busy_timeout, synchronous)
+            if memory:
+                return cls(engine)
+            quick = create_async_engine(
+                url,
+                async_creator=connector(parsed.database or ""),
+                # Returning a connection to the pool takes a turn of the event loop (SQLAlchemy
+                # closes it in a shielded task): concurrent sessions hold more connections than
+                # they use at once. Connections here are cheap (no thread); keep enough that
+                # they are not closed and reopened under load.
+                pool_size=QUICK_POOL_SIZE,
+                max_overflow=QUICK_POOL_SIZE,
+            )
+            _tune_sqlite(quick, QUICK_BUSY_TIMEOUT, synchronous)
+            return cls(engine, quick, WriteLock(parsed.database or "", busy_timeout))
         elif parsed.get_backend_name() == "postgresql":
             connect_args: dict[str, Any] = {}
             if schema:
@@ -99,28 +127,35 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.quick_engine is not self.engine:
+            await self.quick_engine.dispose()
+        if self._processes_lock is not None:
+            self._processes_lock.close()
 
     @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read transaction (rolled back at the end); inside :meth:`snapshot`, the snapshot's."""
+    async def read(self, *, quick: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A read transaction (rolled back at the end); inside :meth:`snapshot`, the snapshot's.
+        ``quick``: point lookups only, run in the event loop's thread on SQLite (``inline.py``)."""
         shared = _SNAPSHOT.get()
         if shared is not None and shared[0] is self:
             yield shared[1]
             return
-        async with self.engine.connect() as connection, connection.begin():
+        engine = self.quick_engine if quick else self.engine
+        async with engine.connect() as connection, connection.begin():
             yield connection
 
     @contextlib.asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[None]:
+    async def snapshot(self, *, quick: bool = False) -> AsyncIterator[None]:
         """Every :meth:`read` of this task inside the block shares one read transaction: one
         connection checkout, BEGIN and ROLLBACK for many small queries (the policy's facts of a
         recipient: five lookups). Nested snapshots are the outer one. Only for sequential reads
-        of one task: tasks started inside inherit the context, so never gather reads in it."""
+        of one task: tasks started inside inherit the context, so never gather reads in it.
+        ``quick``: as for :meth:`read`, for blocks of point lookups."""
         shared = _SNAPSHOT.get()
         if shared is not None and shared[0] is self:
             yield
             return
-        async with self.read() as connection:
+        async with self.read(quick=quick) as connection:
             token = _SNAPSHOT.set((self, connection))
             try:
                 yield
@@ -128,16 +163,23 @@ class Database:
                 _SNAPSHOT.reset(token)
 
     @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction, committed when the block ends without an exception."""
+    async def write(self, *, quick: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A write transaction, committed when the block ends without an exception. ``quick``:
+        small statements only (SQLite: run in the loop's thread, ``inline.py``)."""
         if self._write_lock is None:
             async with self.engine.connect() as connection, connection.begin():
                 yield connection
             return
-        async with self._write_lock, self.engine.connect() as connection:
+        engine = self.quick_engine if quick else self.engine
+        async with self._write_lock, self._held(), engine.connect() as connection:
             await connection.execution_options(pli_write=True)
             async with connection.begin():
                 yield connection
+
+    def _held(self) -> contextlib.AbstractAsyncContextManager[None]:
+        if self._processes_lock is None:
+            return contextlib.nullcontext()
+        return self._processes_lock.held()
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
@@ -163,4 +205,4 @@ def _tune_sqlite(engine: AsyncEngine, busy_timeout: float, synchronous: str) -> 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         write = connection.get_execution_options().get("pli_write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        connection.exec_driver_sql(BEGIN_WRITE if write else "BEGIN")

@@ -185,12 +185,13 @@ class Store:
         return None
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One write transaction; commits when the block ends, then publishes its events."""
+    async def transaction(self, *, quick: bool = False) -> AsyncIterator[Transaction]:
+        """One write transaction; commits when the block ends, then publishes its events.
+        ``quick``: a few small statements (``Database.write``)."""
         tx: Transaction | None = None
         committing = False
         try:
-            async with self.db.write() as conn:
+            async with self.db.write(quick=quick) as conn:
                 tx = Transaction(conn)
                 yield tx
                 if self.db.is_postgresql and tx.events:

@@ -1,0 +1,169 @@
+"""SQLite connections that run in the event loop's own thread, for short statements.
+
+aiosqlite gives every connection a thread and hands each statement over to it and back: two
+thread switches and a wake-up of the event loop per statement. For a lookup by primary key or
+unique index, which SQLite answers in tens of microseconds from the page cache, the hand-offs
+cost more than the query, and under load the threads fight over the GIL (bench/smtp.py: half
+of the process's CPU was the kernel's futex calls). The policy's facts of one recipient are
+five such lookups; :meth:`Database.snapshot` with ``quick=True`` runs them here instead.
+
+Quick write transactions (``Database.write(quick=True)``: the group commit of deliveries) run
+their statements here too, but the two statements that may wait go to a worker thread:
+``BEGIN IMMEDIATE`` (another process may hold SQLite's write lock) and ``COMMIT`` (fsync, and
+the WAL checkpoint SQLite may run then). A transaction then holds the write lock for its own
+work only: with aiosqlite, each of its statements also waited for the event loop to come back
+to it, and the other processes waited as long for the lock.
+
+:func:`connect` returns an object with the part of aiosqlite's ``Connection`` interface that
+SQLAlchemy's ``sqlite+aiosqlite`` dialect uses (coroutines), so the same engine, statements and
+result objects serve; it is passed as the engine's ``async_creator``.
+
+Only for statements that stay small: one here holds the event loop while it runs. In WAL mode
+a reader does not wait for the writer; the busy timeout is kept short for the rare cases where
+it could (recovery of the WAL index), and the caller sees the ``OperationalError`` as a store
+that did not answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+#: How long a quick read may wait on a lock before failing (seconds): it holds the loop.
+QUICK_BUSY_TIMEOUT = 0.1
+#: Connections kept open for quick reads (and as many more under a burst).
+QUICK_POOL_SIZE = 32
+#: How a write transaction begins (the write lock taken at once: ``database.py``).
+BEGIN_WRITE = "BEGIN IMMEDIATE"
+
+
+class _Cursor:
+    """aiosqlite's ``Cursor`` coroutines over a sqlite3 cursor, completed synchronously."""
+
+    __slots__ = ("_cursor",)
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    async def __aenter__(self) -> _Cursor:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._cursor.close()
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> _Cursor:
+        if sql == BEGIN_WRITE:  # may wait for another process's transaction
+            await asyncio.to_thread(self._cursor.execute, sql, parameters)
+        else:
+            self._cursor.execute(sql, parameters)
+        return self
+
+    async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> _Cursor:
+        self._cursor.executemany(sql, parameters)
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._cursor.fetchmany(size if size is not None else self._cursor.arraysize)
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cursor.arraysize = value
+
+
+class _RunNow:
+    """Stands for aiosqlite's request queue, which SQLAlchemy's dialect uses directly to set
+    ``isolation_level``: the request runs at once."""
+
+    @staticmethod
+    def put_nowait(item: tuple[asyncio.Future[Any], Callable[[], Any]]) -> None:
+        future, function = item
+        try:
+            future.set_result(function())
+        except Exception as error:  # handed to the awaiting caller, as aiosqlite does
+            future.set_exception(error)
+
+
+class InlineConnection:
+    """aiosqlite's ``Connection`` coroutines over a sqlite3 connection, completed synchronously
+    in the calling (event loop) thread."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection: sqlite3.Connection | None = connection
+        self._tx = _RunNow()
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise ValueError("no active connection")
+        return self._connection
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._conn.isolation_level
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    def cursor(self) -> _Cursor:
+        return _Cursor(self._conn.cursor())
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> _Cursor:
+        return await self.cursor().execute(sql, parameters)
+
+    async def commit(self) -> None:
+        # fsync (and maybe a checkpoint): in a worker thread. The connection is not used by
+        # anything else meanwhile: the transaction's task waits for this.
+        await asyncio.to_thread(self._conn.commit)
+
+    async def rollback(self) -> None:
+        self._conn.rollback()
+
+    async def close(self) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    async def create_function(self, *args: Any, **kwargs: Any) -> None:
+        self._conn.create_function(*args, **kwargs)
+
+
+def connector(path: str) -> Callable[[], Any]:
+    """The engine's ``async_creator`` for the database file at ``path``."""
+
+    async def connect() -> InlineConnection:
+        # check_same_thread: the connection is used by the loop's thread only, but SQLAlchemy
+        # may close it from the garbage collector's thread at exit.
+        return InlineConnection(sqlite3.connect(path, check_same_thread=False))
+
+    return connect
