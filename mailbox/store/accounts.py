@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import Select, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pli.mailbox.auth.totp import new_secret, verify_totp
@@ -80,6 +80,28 @@ async def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidRequest(f"password shorter than {MIN_PASSWORD_LENGTH} characters")
     return await asyncio.to_thread(_HASHER.hash, password)
+
+
+# The hot lookups, built once with a bound "value": building a select() costs more than SQLite
+# answering it (the policy's facts read accounts and guardians at every RCPT; bench/smtp.py).
+def _account_where(column: Any) -> Select[Any]:
+    return select(AccountRow).where(column == bindparam("value"))
+
+
+def _guardianships_where(join: Any, key: Any) -> Select[AccountRow, str]:
+    return (
+        select(AccountRow, GuardianshipRow.relationship)
+        .join(GuardianshipRow, AccountRow.id == join)
+        .where(key == bindparam("value"))
+        .order_by(AccountRow.address)
+    )
+
+
+_BY_ID = _account_where(AccountRow.id)
+_BY_ADDRESS = _account_where(AccountRow.address)
+_BY_INS = _account_where(AccountRow.ins)
+_GUARDIANS = _guardianships_where(GuardianshipRow.guardian_id, GuardianshipRow.ward_id)
+_WARDS = _guardianships_where(GuardianshipRow.ward_id, GuardianshipRow.guardian_id)
 
 
 class Accounts:
@@ -179,13 +201,13 @@ class Accounts:
         return account_from_row(row)
 
     async def get(self, account_id: int) -> Account:
-        return await self._one(AccountRow.id == account_id)
+        return await self._one(_BY_ID, account_id)
 
     async def by_address(self, address: str) -> Account:
-        return await self._one(AccountRow.address == address.strip().lower())
+        return await self._one(_BY_ADDRESS, address.strip().lower())
 
     async def by_ins(self, ins: str) -> Account:
-        return await self._one(AccountRow.ins == ins.strip().upper())
+        return await self._one(_BY_INS, ins.strip().upper())
 
     async def find(self, address: str) -> Account | None:
         """The account of an address, or None (no exception: for RCPT TO checks)."""
@@ -194,9 +216,9 @@ class Accounts:
         except NotFound:
             return None
 
-    async def _one(self, condition: Any) -> Account:
+    async def _one(self, query: Select[Any], value: object) -> Account:
         async with self.store.db.read() as conn:
-            row = (await conn.execute(select(AccountRow).where(condition))).first()
+            row = (await conn.execute(query, {"value": value})).first()
         if row is None:
             raise NotFound("no such account")
         return account_from_row(row)
@@ -525,26 +547,15 @@ class Accounts:
             )
 
     async def guardians(self, ward_id: int) -> list[Guardian]:
-        return await self._guardianships(
-            GuardianshipRow.guardian_id, GuardianshipRow.ward_id, ward_id
-        )
+        return await self._guardianships(_GUARDIANS, ward_id)
 
     async def wards(self, guardian_id: int) -> list[Guardian]:
         """The profiles a guardian may act in (``account`` is the ward)."""
-        return await self._guardianships(
-            GuardianshipRow.ward_id, GuardianshipRow.guardian_id, guardian_id
-        )
+        return await self._guardianships(_WARDS, guardian_id)
 
-    async def _guardianships(self, join: Any, key: Any, value: int) -> list[Guardian]:
+    async def _guardianships(self, query: Select[AccountRow, str], value: int) -> list[Guardian]:
         async with self.store.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(AccountRow, GuardianshipRow.relationship)
-                    .join(GuardianshipRow, AccountRow.id == join)
-                    .where(key == value)
-                    .order_by(AccountRow.address)
-                )
-            ).all()
+            rows = (await conn.execute(query, {"value": value})).all()
         return [Guardian(account_from_row(row), row.relationship) for row in rows]
 
     async def may_act_for(self, actor_id: int, mailbox_id: int) -> bool:

@@ -46,6 +46,13 @@ def conversation_from_row(row: Any) -> Conversation:
     )
 
 
+#: Built once: the policy's facts read the conversation at every RCPT (accounts.py says why).
+_ONE = select(ConversationRow).where(
+    ConversationRow.professional == bindparam("professional"),
+    ConversationRow.ins == bindparam("ins"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ConversationChange:
     """One message's effect on a conversation (:meth:`Conversations.record_many`): a
@@ -68,12 +75,7 @@ class Conversations:
     async def get(self, professional: str, ins: str) -> Conversation | None:
         async with self.store.db.read() as conn:
             row = (
-                await conn.execute(
-                    select(ConversationRow).where(
-                        ConversationRow.professional == professional.lower(),
-                        ConversationRow.ins == ins.upper(),
-                    )
-                )
+                await conn.execute(_ONE, {"professional": professional.lower(), "ins": ins.upper()})
             ).first()
         return conversation_from_row(row) if row is not None else None
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .directory_import import ImportProblem, ParsedExtract, decode, parse_extract
@@ -51,6 +51,11 @@ def entry_from_row(row: Any) -> DirectoryEntry:
     )
 
 
+# Built once (the policy's facts look a sender up at every RCPT: accounts.py says why).
+_ACCOUNT = select(AccountRow).where(AccountRow.address == bindparam("address"))
+_ENTRY = select(DirectoryEntryRow).where(DirectoryEntryRow.address == bindparam("address"))
+
+
 class Directory:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -59,14 +64,8 @@ class Directory:
         """The directory facts of a professional address (ours first), or None."""
         address = address.strip().lower()
         async with self.store.db.read() as conn:
-            account = (
-                await conn.execute(select(AccountRow).where(AccountRow.address == address))
-            ).first()
-            entry = (
-                await conn.execute(
-                    select(DirectoryEntryRow).where(DirectoryEntryRow.address == address)
-                )
-            ).first()
+            account = (await conn.execute(_ACCOUNT, {"address": address})).first()
+            entry = (await conn.execute(_ENTRY, {"address": address})).first()
         if account is not None and account.kind != AccountKind.CITIZEN.value:
             return DirectoryEntry(
                 address=account.address,
