@@ -336,7 +336,7 @@ async def main(args: argparse.Namespace) -> None:
         directory = root / "pli"
         recipients = await prepare_pli(directory, args.url, args.mailboxes)
         main_case = "pli, group commit"
-        more: dict[str, str] = {}
+        more = dict(item.split("=", 1) for item in args.env)
         if args.processes > 1:
             main_case += f", {args.processes} processes"
             more["PLI_LISTENERS__MTA__PROCESSES"] = str(args.processes)
@@ -401,6 +401,13 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="only pli with group commit")
     parser.add_argument(
         "--processes", type=int, default=1, help="SMTP listener processes of the main pli case"
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="PLI_SECTION__KEY=VALUE",
+        help="a setting for the main pli case (repeatable), e.g. PLI_NOTIFICATIONS__ENABLED=false",
     )
     parser.add_argument("--json", action="store_true")
     asyncio.run(main(parser.parse_args()))

@@ -69,6 +69,8 @@ SEND_LEASE = 300.0
 RETRY_SCHEDULE = (60.0, 300.0, 900.0, 3600.0)
 #: Attempts before an e-mail is given up (about a day with the schedule above).
 MAX_ATTEMPTS = 24
+#: Passes start at least this far apart (seconds): new mail is announced within that much more.
+PASS_SPACING = 0.5
 #: PostgreSQL: how long a row id may wait for its transaction to commit before the watermark
 #: passes it (pli's transactions last milliseconds).
 SETTLE_POSTGRESQL = 10.0
@@ -197,6 +199,7 @@ class Notifier:
     async def _run(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()  # before the pass: mail committed during it wakes the next one
+            started = time.monotonic()
             try:
                 report = await self.run_once()
             except asyncio.CancelledError:
@@ -210,6 +213,12 @@ class Notifier:
                     self._progress.notify_all()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
+            # Under a stream of deliveries every commit wakes the notifier: one pass per
+            # PASS_SPACING does the same work (a pass counts all new rows) in fewer transactions.
+            spacing = PASS_SPACING - (time.monotonic() - started)
+            if spacing > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), spacing)
 
     async def wait_pass(self) -> PassReport:
         """The report of the next pass the service completes (tests)."""
@@ -228,14 +237,14 @@ class Notifier:
     async def scan(self) -> int:
         """Count new INBOX messages of citizens; returns how many were new."""
         counted = 0
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(quick=True) as tx:
             watermark = await self._watermark(tx)
         if watermark is None:  # first pass ever: announce mail from now on, not the past
             return 0
         cursor = watermark
         highest_seen = watermark
         while True:
-            async with self.store.transaction() as tx:
+            async with self.store.transaction(quick=True) as tx:
                 await self._watermark(tx)  # serialises scanners of several processes
                 rows = (
                     await tx.conn.execute(
@@ -285,7 +294,7 @@ class Notifier:
         return None
 
     async def _highest_id(self) -> int:
-        async with self.store.db.read() as conn:
+        async with self.store.db.read(quick=True) as conn:
             return int(await conn.scalar(select(func.max(MessageRow.id))) or 0)
 
     async def _advance(self, highest_seen: int) -> None:
@@ -297,7 +306,7 @@ class Notifier:
             settled = self._scans.popleft()[1]
         if settled is None:
             return
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(quick=True) as tx:
             await tx.conn.execute(
                 update(NotifyWatermarkRow)
                 .where(
@@ -392,7 +401,7 @@ class Notifier:
         cutoff = now - timedelta(seconds=self.config.interval)
         decided = 0
         while True:
-            async with self.store.transaction() as tx:
+            async with self.store.transaction(quick=True) as tx:
                 addresses = (
                     await tx.conn.scalars(
                         select(NotifyRecipientRow.address)
@@ -449,7 +458,7 @@ class Notifier:
 
     async def _claim(self) -> list[tuple[int, str]]:
         now = self._clock()
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(quick=True) as tx:
             query = (
                 select(NotifyOutboxRow.id, NotifyOutboxRow.address)
                 .where(
@@ -480,7 +489,7 @@ class Notifier:
             await self.relay.send(mail)
         except RelayError as error:
             return await self._failed_attempt(outbox_id, error)
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(quick=True) as tx:
             await tx.conn.execute(
                 update(NotifyOutboxRow)
                 .where(NotifyOutboxRow.id == outbox_id)
@@ -491,7 +500,7 @@ class Notifier:
 
     async def _failed_attempt(self, outbox_id: int, error: RelayError) -> str:
         now = self._clock()
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(quick=True) as tx:
             attempts = (
                 int(
                     await tx.conn.scalar(

@@ -100,7 +100,7 @@ class Database:
                 return cls(engine)
             quick = create_async_engine(
                 url,
-                async_creator=connector(parsed.database or ""),
+                async_creator=connector(parsed.database or "", busy_timeout),
                 # Returning a connection to the pool takes a turn of the event loop (SQLAlchemy
                 # closes it in a shielded task): concurrent sessions hold more connections than
                 # they use at once. Connections here are cheap (no thread); keep enough that

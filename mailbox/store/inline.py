@@ -42,10 +42,11 @@ BEGIN_WRITE = "BEGIN IMMEDIATE"
 class _Cursor:
     """aiosqlite's ``Cursor`` coroutines over a sqlite3 cursor, completed synchronously."""
 
-    __slots__ = ("_cursor",)
+    __slots__ = ("_cursor", "_write_wait")
 
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
+    def __init__(self, cursor: sqlite3.Cursor, write_wait: float) -> None:
         self._cursor = cursor
+        self._write_wait = write_wait
 
     async def __aenter__(self) -> _Cursor:
         return self
@@ -54,8 +55,8 @@ class _Cursor:
         self._cursor.close()
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> _Cursor:
-        if sql == BEGIN_WRITE:  # may wait for another process's transaction
-            await asyncio.to_thread(self._cursor.execute, sql, parameters)
+        if sql == BEGIN_WRITE:
+            await _begin_write(self._cursor, self._write_wait)
         else:
             self._cursor.execute(sql, parameters)
         return self
@@ -97,6 +98,34 @@ class _Cursor:
         self._cursor.arraysize = value
 
 
+async def _begin_write(cursor: sqlite3.Cursor, wait: float) -> None:
+    """``BEGIN IMMEDIATE`` here when the write lock is free (pli's writers queue on a file lock
+    first, so it normally is); else the lock is waited for in a worker thread (another program
+    holds it), at most ``wait`` seconds."""
+    cursor.execute("PRAGMA busy_timeout=0")
+    try:
+        cursor.execute(BEGIN_WRITE)
+        return
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+            raise
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={_ms(QUICK_BUSY_TIMEOUT)}")
+
+    def waiting() -> None:
+        cursor.execute(f"PRAGMA busy_timeout={_ms(wait)}")
+        try:
+            cursor.execute(BEGIN_WRITE)
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout={_ms(QUICK_BUSY_TIMEOUT)}")
+
+    await asyncio.to_thread(waiting)
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
 class _RunNow:
     """Stands for aiosqlite's request queue, which SQLAlchemy's dialect uses directly to set
     ``isolation_level``: the request runs at once."""
@@ -114,8 +143,9 @@ class InlineConnection:
     """aiosqlite's ``Connection`` coroutines over a sqlite3 connection, completed synchronously
     in the calling (event loop) thread."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, write_wait: float) -> None:
         self._connection: sqlite3.Connection | None = connection
+        self._write_wait = write_wait
         self._tx = _RunNow()
 
     @property
@@ -133,7 +163,7 @@ class InlineConnection:
         return self._conn.in_transaction
 
     def cursor(self) -> _Cursor:
-        return _Cursor(self._conn.cursor())
+        return _Cursor(self._conn.cursor(), self._write_wait)
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> _Cursor:
         return await self.cursor().execute(sql, parameters)
@@ -158,12 +188,13 @@ class InlineConnection:
         self._conn.create_function(*args, **kwargs)
 
 
-def connector(path: str) -> Callable[[], Any]:
-    """The engine's ``async_creator`` for the database file at ``path``."""
+def connector(path: str, write_wait: float) -> Callable[[], Any]:
+    """The engine's ``async_creator`` for the database file at ``path``; a write transaction
+    waits at most ``write_wait`` seconds for another program's (the busy timeout)."""
 
     async def connect() -> InlineConnection:
         # check_same_thread: the connection is used by the loop's thread only, but SQLAlchemy
         # may close it from the garbage collector's thread at exit.
-        return InlineConnection(sqlite3.connect(path, check_same_thread=False))
+        return InlineConnection(sqlite3.connect(path, check_same_thread=False), write_wait)
 
     return connect

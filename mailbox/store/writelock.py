@@ -8,9 +8,9 @@ An exclusive ``flock(2)`` on ``<database>.lock`` held for the whole write transa
 processes queue in the kernel instead, which wakes the next waiter the moment the holder lets go.
 
 Uncontended, the lock is taken at once in the event loop's thread; contended, a worker thread
-waits for it, at most ``timeout`` seconds (then ``OperationalError("database is locked")``, as
-SQLite's own busy timeout would say). A waiter given up (timeout, cancellation) releases the lock
-as soon as its thread obtains it, so an abandoned wait never keeps the lock.
+waits for it, at most ``timeout`` seconds (then SQLAlchemy's ``OperationalError`` "database is
+locked", as SQLite's own busy timeout would say). A waiter given up (timeout, cancellation)
+releases the lock as soon as its thread obtains it, so an abandoned wait never keeps the lock.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import fcntl
 import os
 import sqlite3
 from collections.abc import AsyncIterator
+
+from sqlalchemy.exc import OperationalError
 
 
 class WriteLock:
@@ -58,8 +60,10 @@ class WriteLock:
             # returns (which releases the lock if it got it); the next writer opens another.
             self._descriptor = None
             waiting.add_done_callback(lambda _done: os.close(descriptor))
-            if isinstance(error, TimeoutError):
-                raise sqlite3.OperationalError("database is locked") from None
+            if isinstance(error, TimeoutError):  # as SQLite's busy timeout says it
+                raise OperationalError(
+                    "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+                ) from None
             raise
 
     def close(self) -> None:

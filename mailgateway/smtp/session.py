@@ -139,6 +139,7 @@ class SmtpSession(SMTP):
         self.connection = Connection(listener, "", 0)
         self.transaction: MailTransaction | None = None
         self._inbuf = bytearray()
+        self._outbuf = bytearray()  # replies held while pipelined commands wait (RFC 2920)
         self._errors = 0
         self._junk = 0
         self._idle = False  # waiting for a command outside a transaction
@@ -193,6 +194,9 @@ class SmtpSession(SMTP):
     def _close_transport(self) -> None:
         self._finished = True
         if self.transport is not None:
+            if self._outbuf and not self.transport.is_closing():
+                self.transport.write(bytes(self._outbuf))  # written before the close
+            self._outbuf.clear()
             self.transport.close()
 
     async def _handle_client(self) -> None:
@@ -236,6 +240,7 @@ class SmtpSession(SMTP):
     # -- reading -----------------------------------------------------------------------------
 
     async def _fill(self) -> bool:
+        await self._flush()
         data = await self._reader.read(L.DATA_CHUNK)
         if not data:
             return False
@@ -263,8 +268,21 @@ class SmtpSession(SMTP):
     # -- replies -----------------------------------------------------------------------------
 
     async def _send(self, reply: Reply) -> None:
-        self._writer.write(reply.line.encode("ascii") + b"\r\n")
-        await self._writer.drain()
+        await self._queue_reply(reply.line.encode("ascii") + b"\r\n")
+
+    async def _queue_reply(self, data: bytes) -> None:
+        """Send ``data``, or hold it while the client's next command is already here: the
+        replies to a pipelined group go out together, in one TLS record and one write, when
+        the server would otherwise wait for the client (RFC 2920 §3.2; every read flushes)."""
+        self._outbuf += data
+        if b"\n" not in self._inbuf:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._outbuf:
+            self._writer.write(bytes(self._outbuf))
+            self._outbuf.clear()
+            await self._writer.drain()
 
     async def push(self, status: Any) -> None:
         """aiosmtpd's own replies: only its STARTTLS (``super().smtp_STARTTLS``) still speaks,
@@ -279,8 +297,7 @@ class SmtpSession(SMTP):
             f"{code}{'-' if index < len(lines) - 1 else ' '}{line}\r\n"
             for index, line in enumerate(lines)
         )
-        self._writer.write(text.encode("ascii"))
-        await self._writer.drain()
+        await self._queue_reply(text.encode("ascii"))
 
     async def _reply(self, reply: Reply) -> None:
         """Send ``reply``; count it if it is a client error, and close past the limit."""
@@ -491,6 +508,7 @@ class SmtpSession(SMTP):
         pending, self._inbuf = bytes(self._inbuf), bytearray()
         done = receiver.feed(pending) if pending else False
         while not done:
+            await self._flush()  # the 354 (a client may wait for it: RFC 5321 §4.3.2)
             chunk = await self._reader.read(L.DATA_CHUNK)
             if not chunk:
                 raise ConnectionResetError("connection closed during DATA")

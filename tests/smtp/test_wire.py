@@ -4,6 +4,7 @@ sequence errors, and every limit at the limit and one past it."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -67,6 +68,36 @@ async def test_a_pipelined_transaction_gets_its_replies_in_order() -> None:
         assert message == "Subject: été\r\n\r\nbody\r\n".encode()
         assert (await client.command("QUIT"))[0] == 221
         assert await client.closed()
+
+
+async def test_the_replies_to_a_pipelined_group_leave_in_one_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RFC 2920 §3.2: replies wait while the client's next command is already read, and go
+    out together when the server would wait for the client (one TLS record, one segment)."""
+    writes: list[bytes] = []
+    original = asyncio.StreamWriter.write
+
+    def recording(self: asyncio.StreamWriter, data: bytes) -> None:
+        if self is not client.writer:  # the server's writes only
+            writes.append(bytes(data))
+        original(self, data)
+
+    async with recording_listener() as (service, _):
+        client = await RawClient.connect(service.addresses()[0])
+        await ehlo_over_tls(client)
+        monkeypatch.setattr(asyncio.StreamWriter, "write", recording)
+        await client.send(b"MAIL FROM:<a@b.fr>\r\nRCPT TO:<c@d.fr>\r\nRCPT TO:<e@d.fr>\r\nDATA\r\n")
+        replies = [await client.reply() for _ in range(4)]
+        assert [code for code, _ in replies] == [250, 250, 250, 354]
+        assert writes == [
+            b"250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n250 2.1.5 Recipient OK\r\n"
+            b"354 End data with <CR><LF>.<CR><LF>\r\n"
+        ]
+        code, _ = await client.command(b"Subject: x\r\n\r\nbody\r\n.")  # not held back
+        assert code == 250
+        assert (await client.command("NOOP"))[0] == 250  # an unpipelined command: answered
+        client.close()
 
 
 async def test_smtputf8_addresses() -> None:

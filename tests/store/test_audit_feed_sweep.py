@@ -13,6 +13,7 @@ from plitest.store import build_message, is_postgresql, open_test_store
 from sqlalchemy import text, update
 
 from pli.mailbox.store import AccountKind, DeliveryTarget, EventKind, Store
+from pli.mailbox.store.blobs import new_blob_id
 from pli.mailbox.store.feed import NOTIFY_MAX_UIDS, SUBSCRIPTION_QUEUE, FeedEvent
 from pli.mailbox.store.models import AuditRecordRow
 from pli.mailbox.store.sweep import sweep
@@ -169,3 +170,30 @@ async def test_sweep_removes_only_old_unreferenced_files(store: Store) -> None:
     remaining = {blob for blob, _ in store.blobs.list()}  # type: ignore[attr-defined]
     assert remaining == {kept[0].blob_id, doomed[0].blob_id, young}
     assert copy.pairs
+
+
+def test_blob_ids_name_the_minute_and_stay_random() -> None:
+    noon = 1_790_000_040.0  # a whole minute
+    ids = {new_blob_id(noon + second) for second in range(0, 60, 3)}
+    assert len(ids) == 20  # 116 random bits each
+    prefix = f"{int(noon // 60) % 0x1000:03x}"
+    assert {blob_id[:3] for blob_id in ids} == {prefix}
+    assert all(len(blob_id) == 32 and int(blob_id, 16) >= 0 for blob_id in ids)
+    assert new_blob_id(noon + 60)[:3] != prefix
+
+
+async def test_a_file_is_created_in_place_and_an_interrupted_one_is_swept(store: Store) -> None:
+    """No temporary file and rename: a blob is written under its final name, and one a crash
+    cut mid-write (no row refers to it) is removed by the sweep like any orphan."""
+    blob = await store.blobs.put(b"complete message")
+    path = store.blobs.path(blob)  # type: ignore[attr-defined]
+    assert path.read_bytes() == b"complete message"
+    assert not any((store.blobs.directory / "tmp").iterdir())  # type: ignore[attr-defined]
+    cut = store.blobs.path(new_blob_id())  # type: ignore[attr-defined]
+    cut.parent.mkdir(parents=True, exist_ok=True)
+    cut.write_bytes(b"half a mess")  # what a writer killed mid-write leaves
+    now = time.time()
+    os.utime(cut, (now - 7200, now - 7200))
+    report = await sweep(store, grace=3600, now=now)
+    assert report.removed_files == 1
+    assert not cut.exists() and path.exists()
