@@ -194,8 +194,13 @@ class SmtpSession(SMTP):
     def _close_transport(self) -> None:
         self._finished = True
         if self.transport is not None:
-            if self._outbuf and not self.transport.is_closing():
-                self.transport.write(bytes(self._outbuf))  # written before the close
+            transport = self.transport
+            if (
+                self._outbuf
+                and isinstance(transport, asyncio.WriteTransport)
+                and not transport.is_closing()
+            ):
+                transport.write(bytes(self._outbuf))  # written before the close
             self._outbuf.clear()
             self.transport.close()
 
