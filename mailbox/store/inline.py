@@ -27,6 +27,7 @@ that did not answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -119,7 +120,21 @@ async def _begin_write(cursor: sqlite3.Cursor, wait: float) -> None:
         finally:
             cursor.execute(f"PRAGMA busy_timeout={_ms(QUICK_BUSY_TIMEOUT)}")
 
-    await asyncio.to_thread(waiting)
+    await in_thread(waiting)
+
+
+async def in_thread(function: Callable[[], None]) -> None:
+    """``function`` in a worker thread; cancelled, this still waits for it to end before
+    raising: the connection must not be rolled back or closed by the loop's thread while the
+    worker uses it (a COMMIT half done, a BEGIN that may still take the lock)."""
+    running = asyncio.ensure_future(asyncio.to_thread(function))
+    try:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        while not running.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(running)
+        raise
 
 
 def _ms(seconds: float) -> int:
@@ -171,7 +186,7 @@ class InlineConnection:
     async def commit(self) -> None:
         # fsync (and maybe a checkpoint): in a worker thread. The connection is not used by
         # anything else meanwhile: the transaction's task waits for this.
-        await asyncio.to_thread(self._conn.commit)
+        await in_thread(self._conn.commit)
 
     async def rollback(self) -> None:
         self._conn.rollback()

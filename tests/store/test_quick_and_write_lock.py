@@ -228,3 +228,42 @@ async def test_a_writer_waiting_past_the_busy_timeout_for_another_process_is_ref
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_quick_write_cancelled_during_its_commit_ends_committed_and_unlocked(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The COMMIT runs in a worker thread: a cancellation then must neither touch the
+    connection under the thread (a rollback racing the commit) nor leave the lock held."""
+    from pli.mailbox.store import inline
+
+    entered = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    original = inline.in_thread
+
+    async def slow(function: Any) -> None:
+        def committing() -> None:
+            loop.call_soon_threadsafe(entered.set)
+            time.sleep(0.3)
+            function()
+
+        await original(committing)
+
+    monkeypatch.setattr(inline, "in_thread", slow)
+
+    async def write() -> None:
+        async with database.write(quick=True) as conn:
+            await conn.execute(text("INSERT INTO items (name) VALUES ('cancelled late')"))
+
+    writer = asyncio.create_task(write())
+    await entered.wait()
+    writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writer
+    monkeypatch.setattr(inline, "in_thread", original)
+    async with asyncio.timeout(2):  # the write lock is free again
+        async with database.write(quick=True) as conn:
+            await conn.execute(text("INSERT INTO items (name) VALUES ('next')"))
+    async with database.read() as conn:
+        names = (await conn.scalars(text("SELECT name FROM items ORDER BY id"))).all()
+    assert names == ["cancelled late", "next"]  # the COMMIT under way was not undone
