@@ -14,9 +14,9 @@ the WAL checkpoint SQLite may run then). A transaction then holds the write lock
 work only: with aiosqlite, each of its statements also waited for the event loop to come back
 to it, and the other processes waited as long for the lock.
 
-:func:`connect` returns an object with the part of aiosqlite's ``Connection`` interface that
+:func:`connector` makes objects with the part of aiosqlite's ``Connection`` interface that
 SQLAlchemy's ``sqlite+aiosqlite`` dialect uses (coroutines), so the same engine, statements and
-result objects serve; it is passed as the engine's ``async_creator``.
+result objects serve; it is the engine's ``async_creator``.
 
 Only for statements that stay small: one here holds the event loop while it runs. In WAL mode
 a reader does not wait for the writer; the busy timeout is kept short for the rare cases where
@@ -208,8 +208,8 @@ def connector(path: str, write_wait: float) -> Callable[[], Any]:
     waits at most ``write_wait`` seconds for another program's (the busy timeout)."""
 
     async def connect() -> InlineConnection:
-        # check_same_thread: the connection is used by the loop's thread only, but SQLAlchemy
-        # may close it from the garbage collector's thread at exit.
+        # check_same_thread off: COMMIT (and a waited-for BEGIN) run in a worker thread while
+        # the loop's thread waits for them; SQLAlchemy may close it from the garbage collector.
         return InlineConnection(sqlite3.connect(path, check_same_thread=False), write_wait)
 
     return connect

@@ -20,7 +20,8 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 
 from sqlalchemy.exc import OperationalError
 
@@ -52,7 +53,7 @@ class WriteLock:
             fcntl.flock(descriptor, fcntl.LOCK_UN)
 
     async def _wait(self, descriptor: int) -> None:
-        waiting = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX))
+        waiting = _in_daemon_thread(lambda: fcntl.flock(descriptor, fcntl.LOCK_EX))
         try:
             await asyncio.wait_for(asyncio.shield(waiting), self.timeout)
         except (TimeoutError, asyncio.CancelledError) as error:
@@ -70,3 +71,31 @@ class WriteLock:
         if self._descriptor is not None:
             os.close(self._descriptor)
             self._descriptor = None
+
+
+def _in_daemon_thread(function: Callable[[], None]) -> asyncio.Future[None]:
+    """``function`` in a thread of its own that never delays the process's exit: a lock held
+    forever by a hung process must not keep this one from stopping (the event loop's default
+    executor joins its threads at exit)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if future.cancelled():
+            return
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            function()
+        except BaseException as raised:  # handed to the waiting coroutine
+            error = raised
+        with contextlib.suppress(RuntimeError):  # the loop closed: the process is ending
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=run, name="pli-write-lock", daemon=True).start()
+    return future
