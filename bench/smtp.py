@@ -15,7 +15,7 @@ Postfix cases also give the rate into its virtual maildirs: queued messages over
 the last one is filed, with no latency since no reply says so).
 
 Cases: pli with group commit (the default), pli without it (one transaction per message), pli
-with the listener in 2 processes (SO_REUSEPORT), pli without the citizens' new-mail notifier
+with the listener in 2 processes, pli without the citizens' new-mail notifier
 (its write transactions share SQLite's single writer with the deliveries), and Postfix
 accepting into virtual mailboxes (needs root, to start Postfix's master). The load generator
 runs in this process (asyncio), pli and Postfix in their own processes; all share the machine's
@@ -356,7 +356,7 @@ async def main(args: argparse.Namespace) -> None:
             )
             results.append(
                 await pli_case(
-                    "pli, 2 processes (SO_REUSEPORT)",
+                    "pli, 2 processes",
                     directory,
                     recipients,
                     sizes[0],

@@ -59,7 +59,8 @@ class Listener(Section):
         1,
         ge=1,
         le=64,
-        description="Worker processes sharing the port with SO_REUSEPORT (SMTP throughput).",
+        description="Processes serving the listener: pli serve accepts and hands connections "
+        "round-robin to the others (SMTP throughput).",
     )
 
 

@@ -24,7 +24,7 @@ class _EmbeddedServer(uvicorn.Server):
         yield  # `pli serve` owns SIGTERM/SIGINT
 
 
-def bind_tcp(address: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+def bind_tcp(address: str, port: int) -> socket.socket:
     """A listening, non-blocking TCP socket on ``address:port`` (IPv4 or IPv6 literal)."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the
@@ -32,8 +32,6 @@ def bind_tcp(address: str, port: int, *, reuse_port: bool = False) -> socket.soc
     # every HTTP response written in two parts (headers, then body).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((address, port))
         sock.listen(512)

@@ -190,7 +190,7 @@ def smtp_group() -> None:
 @config_option
 @click.option("--listener", "name", required=True, help="The listener to serve.")
 def smtp_worker(config: Path | None, name: str) -> None:
-    """Serve one SMTP listener sharing its port with SO_REUSEPORT, until SIGTERM."""
+    """Serve the connections pli serve hands over for one SMTP listener, until SIGTERM."""
     settings = load_or_exit(config)
     if name not in settings.listeners:
         fail(f"no listener {name!r}")

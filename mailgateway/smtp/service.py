@@ -1,6 +1,6 @@
 """The `pli serve` service of an SMTP listener (protocol ``smtp`` or ``submission``): our
-listener in this process, plus worker processes sharing the port when the listener asks for
-several (:mod:`.workers`)."""
+listener in this process, plus worker processes it hands connections to when the listener asks
+for several (:mod:`.workers`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ class SmtpService:
         await self.service.start()
         if self.workers is not None:
             try:
-                await self.workers.start(self.service.addresses()[0][1])
+                await self.workers.start()
+                self.service.hand_off_to(self.workers.handoffs)
             except BaseException:
                 await self.workers.stop(0)
                 await self.service.stop(0)

@@ -1,15 +1,24 @@
-"""SMTP listeners in several processes (``listeners.NAME.processes > 1``): the port is shared
-with SO_REUSEPORT (the kernel spreads connections), each process has its own event loop, store
-connections and group-commit writer; they share the database and the message files.
+"""SMTP listeners in several processes (``listeners.NAME.processes > 1``): the `pli serve`
+process binds and accepts, and hands every other connection round-robin to its
+``processes - 1`` children (``pli smtp worker``) over a Unix socket (SCM_RIGHTS, one
+SOCK_SEQPACKET pair per child). Each process serves its connections with its own event loop,
+store connections and group-commit writer; they share the database and the message files.
 
-The `pli serve` process binds first (so port 0 works: the children are told the real port), then
-starts ``processes - 1`` children (``pli smtp worker``) and waits until each says it listens
-(a pipe), so that start-up is still all or nothing. On stop, children get SIGTERM (their own
+Why not SO_REUSEPORT (one listening socket per process): the kernel spreads connections by a
+hash of their addresses, whatever the load; with the few long connections other operators open,
+one process may get most of them (20 were split 7 and 13 in bench/smtp.py, and the busier
+process set the pace). Nor one shared listening socket: asyncio takes every pending connection
+at each wake-up, so the first process awake took a whole burst. Postfix's master likewise hands
+connections to its smtpd processes.
+
+`pli serve` starts the children after binding (so port 0 works) and waits until each says it is
+ready (a pipe), so that start-up is still all or nothing. A child whose hand-off fails (it died)
+is skipped: `pli serve` serves that connection itself. On stop, children get SIGTERM (their own
 graceful stop, same grace), then SIGKILL if they outlive it.
 
-On SQLite the processes contend for the single writer (busy timeout); PostgreSQL scales with
-them (docs/smtp.md, bench/smtp.py). The queue runner stays in the `pli serve` process; what a
-worker queues is found by its next poll (``queue.poll_interval``).
+On SQLite the processes take turns on the single writer (a file lock: mailbox/store/writelock.py);
+PostgreSQL lets them write in parallel (docs/smtp.md, bench/smtp.py). The queue runner stays in
+the `pli serve` process; what a worker queues is found by its next poll (``queue.poll_interval``).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 
 import structlog
@@ -28,13 +38,10 @@ log = structlog.get_logger(__name__)
 
 # Not PLI_…: those are configuration overrides (config/loading.py).
 READY_FD_VARIABLE = "_PLI_SMTP_WORKER_READY_FD"
+HANDOFF_FD_VARIABLE = "_PLI_SMTP_WORKER_HANDOFF_FD"
 READY = b"ready\n"
 #: Time a child has to open the store and bind (seconds).
 START_TIMEOUT = 60.0
-
-
-def _environment_key(name: str) -> str:
-    return f"PLI_LISTENERS__{name.upper()}__PORT"
 
 
 class WorkerProcesses:
@@ -45,12 +52,23 @@ class WorkerProcesses:
         self.listener = listener
         self.settings = settings
         self.processes: list[asyncio.subprocess.Process] = []
+        #: Our ends of the hand-off sockets, one per child (``SmtpListener.hand_off_to``).
+        self.handoffs: list[socket.socket] = []
 
-    async def start(self, port: int) -> None:
+    async def start(self) -> None:
         for _ in range(self.listener.processes - 1):
-            self.processes.append(await self._spawn(port))
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                self.processes.append(await self._spawn(theirs))
+            except BaseException:
+                ours.close()
+                raise
+            finally:
+                theirs.close()
+            ours.setblocking(False)
+            self.handoffs.append(ours)
 
-    async def _spawn(self, port: int) -> asyncio.subprocess.Process:
+    async def _spawn(self, handoff: socket.socket) -> asyncio.subprocess.Process:
         read_end, write_end = os.pipe()
         command = [
             sys.executable,
@@ -66,11 +84,11 @@ class WorkerProcesses:
         environment = {
             **os.environ,
             READY_FD_VARIABLE: str(write_end),
-            _environment_key(self.name): str(port),
+            HANDOFF_FD_VARIABLE: str(handoff.fileno()),
         }
         try:
             process = await asyncio.create_subprocess_exec(
-                *command, env=environment, pass_fds=(write_end,)
+                *command, env=environment, pass_fds=(write_end, handoff.fileno())
             )
         finally:
             os.close(write_end)
@@ -100,6 +118,9 @@ class WorkerProcesses:
                 process.kill()
                 await process.wait()
         self.processes.clear()
+        for handoff in self.handoffs:
+            handoff.close()
+        self.handoffs.clear()
 
 
 def _read_all(descriptor: int) -> bytes:
@@ -118,8 +139,16 @@ def signal_ready() -> None:
             os.close(int(descriptor))
 
 
+def _inherited_handoff() -> socket.socket:
+    descriptor = os.environ.get(HANDOFF_FD_VARIABLE)
+    if not descriptor:
+        raise RuntimeError(f"{HANDOFF_FD_VARIABLE} is not set: workers are started by pli serve")
+    return socket.socket(fileno=int(descriptor))
+
+
 async def run_worker(settings: Settings, name: str) -> None:
-    """A worker process: one SMTP listener (SO_REUSEPORT) until SIGTERM/SIGINT."""
+    """A worker process: serves the connections `pli serve` hands over for one SMTP listener,
+    until SIGTERM/SIGINT."""
     from pli.mailbox.store import Store
 
     from ..gateway import Gateway
@@ -133,7 +162,7 @@ async def run_worker(settings: Settings, name: str) -> None:
     try:
         gateway = Gateway.build(settings, store)
         gateway.start()
-        service = gateway.listener(name, listener)
+        service = gateway.listener(name, listener, handoff=_inherited_handoff())
         await service.start()
         log.info(
             "smtp-worker-listening", service=name, pid=os.getpid(), address=service.addresses()

@@ -1,6 +1,6 @@
 """`pli serve` as a real process with its SMTP listeners: delivery over mutual TLS, kill -9 with
 messages in flight (every acknowledged message survives), SIGTERM during DATA (completed and
-acknowledged, or never acknowledged), a listener in two processes sharing its port.
+acknowledged, or never acknowledged), a listener in two processes sharing its connections.
 
 These tests use the configuration `pli init --demo` writes (SQLite in its data directory), on
 either database run of the suite."""
@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import ssl
+from collections import Counter
 from pathlib import Path
 
 import aiosmtplib
@@ -161,7 +162,7 @@ async def test_sigterm_during_data_completes_and_acknowledges(data_dir: Path) ->
     assert "n-term" in await stored_subjects(data_dir)
 
 
-async def test_a_listener_in_two_processes_shares_its_port(data_dir: Path) -> None:
+async def test_a_listener_in_two_processes_shares_its_connections(data_dir: Path) -> None:
     process, where = serve(data_dir, PLI_LISTENERS__MTA__PROCESSES="2")
     try:
         [worker] = [json.loads(line) for line in process.lines if '"smtp-worker-started"' in line]
@@ -176,6 +177,10 @@ async def test_a_listener_in_two_processes_shares_its_port(data_dir: Path) -> No
             await smtp.quit()
 
         await asyncio.gather(*(one(number) for number in range(12)))
+        # pli serve accepts and hands every other connection to its worker (round-robin)
+        connects = [json.loads(line) for line in process.lines if '"smtp-connect"' in line]
+        served = Counter(event["process"] for event in connects if event["listener"] == "mta")
+        assert served == {process.process.pid: 6, pid: 6}
         process.signal(signal.SIGTERM)
         assert process.wait() == 0
         with pytest.raises(ProcessLookupError):  # the worker stopped with it
