@@ -8,9 +8,9 @@ fsyncs the WAL: an acknowledged message survives power loss) or NORMAL (survives
 may lose the last commits on power loss). pysqlite's own transaction handling is switched off and
 BEGIN emitted by us, as SQLAlchemy documents for SERIALIZABLE/savepoint correctness. Writers of one
 process queue on an asyncio lock, and processes on a file lock (``writelock.py``), instead of
-polling in SQLite's busy handler. Quick snapshots
-(point lookups such as the policy's facts) run on connections in the event loop's own thread
-(``inline.py``: no thread hand-off per statement).
+polling in SQLite's busy handler. Quick transactions (point lookups such as the policy's facts,
+the group commit) run on connections in the event loop's own thread (``inline.py``: no thread
+hand-off per statement).
 
 PostgreSQL: asyncpg, READ COMMITTED; writers serialise on the rows they update (a folder's
 UIDNEXT row, the audit chain row).

@@ -173,15 +173,8 @@ class InlineConnection:
     def isolation_level(self) -> str | None:
         return self._conn.isolation_level
 
-    @property
-    def in_transaction(self) -> bool:
-        return self._conn.in_transaction
-
     def cursor(self) -> _Cursor:
         return _Cursor(self._conn.cursor(), self._write_wait)
-
-    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> _Cursor:
-        return await self.cursor().execute(sql, parameters)
 
     async def commit(self) -> None:
         # fsync (and maybe a checkpoint): in a worker thread. The connection is not used by

@@ -245,8 +245,7 @@ class SmtpSession(SMTP):
     # -- reading -----------------------------------------------------------------------------
 
     async def _fill(self) -> bool:
-        await self._flush()
-        data = await self._reader.read(L.DATA_CHUNK)
+        data = await self._read_chunk()
         if not data:
             return False
         self._inbuf += data
@@ -282,6 +281,11 @@ class SmtpSession(SMTP):
         self._outbuf += data
         if b"\n" not in self._inbuf:
             await self._flush()
+
+    async def _read_chunk(self) -> bytes:
+        """What the client sent next; held replies leave first (the client may wait for them)."""
+        await self._flush()
+        return await self._reader.read(L.DATA_CHUNK)
 
     async def _flush(self) -> None:
         if self._outbuf:
@@ -513,8 +517,7 @@ class SmtpSession(SMTP):
         pending, self._inbuf = bytes(self._inbuf), bytearray()
         done = receiver.feed(pending) if pending else False
         while not done:
-            await self._flush()  # the 354 (a client may wait for it: RFC 5321 §4.3.2)
-            chunk = await self._reader.read(L.DATA_CHUNK)
+            chunk = await self._read_chunk()  # after the 354 a client may wait for
             if not chunk:
                 raise ConnectionResetError("connection closed during DATA")
             done = receiver.feed(chunk)
