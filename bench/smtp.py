@@ -19,7 +19,9 @@ with the listener in 2 processes, pli without the citizens' new-mail notifier
 (its write transactions share SQLite's single writer with the deliveries), and Postfix
 accepting into virtual mailboxes (needs root, to start Postfix's master). The load generator
 runs in this process (asyncio), pli and Postfix in their own processes; all share the machine's
-cores. Prints a table.
+cores. Prints a table; its last columns are the CPU the machine spent per message outside the load
+generator ("cpu ms": the server's, so long as nothing else runs) and the load generator's own
+("gen ms"), in milliseconds.
 """
 
 from __future__ import annotations
@@ -66,6 +68,13 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     #: The 1-minute load average at the end of the case (other work on the machine shows here).
     load: float = 0.0
+    #: CPU seconds the machine spent during the case outside this load generator (the server
+    #: under test, and whatever else runs: see ``load``), and the load generator's own.
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+
+    def ms_per_message(self, cpu_seconds: float) -> str:
+        return f"{cpu_seconds * 1000 / self.sent:.2f}" if self.sent and cpu_seconds else "-"
 
     @property
     def rate(self) -> float:
@@ -133,6 +142,19 @@ async def _connection(
         writer.close()
 
 
+def _machine_busy_seconds() -> float:
+    """CPU seconds every core has spent not idle since boot (/proc/stat: user, nice, system,
+    irq, softirq, steal; idle and iowait left out)."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    return time.process_time()
+
+
 async def load(
     name: str,
     address: tuple[str, int],
@@ -153,6 +175,7 @@ async def load(
             yield recipient, payloads[recipient]
 
     shared = jobs()  # one iterator: the connections share the budget
+    busy, own = _machine_busy_seconds(), _own_cpu_seconds()
     start = time.perf_counter()
     await asyncio.gather(
         *(
@@ -161,6 +184,8 @@ async def load(
         )
     )
     result.seconds = time.perf_counter() - start
+    result.client_cpu = _own_cpu_seconds() - own
+    result.server_cpu = _machine_busy_seconds() - busy - result.client_cpu
     result.load = os.getloadavg()[0]
     return result
 
@@ -296,6 +321,7 @@ async def _until_delivered(mail: Path, before: int, queued: Result) -> Result:
     (waiting at most ``DELIVERY_WAIT`` seconds more)."""
     result = Result("postfix (in mailboxes)", queued.size)
     waited = time.perf_counter()
+    busy, own = _machine_busy_seconds(), _own_cpu_seconds()
     while _delivered(mail) - before < queued.sent:
         if time.perf_counter() - waited > DELIVERY_WAIT:
             break
@@ -303,6 +329,10 @@ async def _until_delivered(mail: Path, before: int, queued: Result) -> Result:
     result.sent = min(queued.sent, _delivered(mail) - before)
     result.failed = queued.sent - result.sent
     result.seconds = queued.seconds + time.perf_counter() - waited
+    result.client_cpu = queued.client_cpu + _own_cpu_seconds() - own
+    result.server_cpu = queued.server_cpu + _machine_busy_seconds() - busy - (
+        _own_cpu_seconds() - own
+    )
     result.load = os.getloadavg()[0]
     return result
 
@@ -317,13 +347,14 @@ def _ms(result: Result, fraction: float) -> str:
 def table(results: list[Result]) -> str:
     lines = [
         f"{'case':<34} {'size':>7} {'msgs':>6} {'fail':>5} {'msg/s':>8}"
-        f" {'p50 ms':>8} {'p99 ms':>8} {'load':>5}",
-        "-" * 88,
+        f" {'p50 ms':>8} {'p99 ms':>8} {'load':>5} {'cpu ms':>7} {'gen ms':>7}",
+        "-" * 104,
     ]
     for r in results:
         lines.append(
             f"{r.name:<34} {r.size // 1024:>5}KB {r.sent:>6} {r.failed:>5} {r.rate:>8.1f} "
-            f"{_ms(r, 0.5):>8} {_ms(r, 0.99):>8} {r.load:>5.1f}"
+            f"{_ms(r, 0.5):>8} {_ms(r, 0.99):>8} {r.load:>5.1f} "
+            f"{r.ms_per_message(r.server_cpu):>7} {r.ms_per_message(r.client_cpu):>7}"
         )
     return "\n".join(lines)
 

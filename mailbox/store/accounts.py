@@ -29,6 +29,7 @@ from pli.policy.ins import ins_problem
 
 from .errors import AlreadyExists, InvalidRequest, NotFound
 from .models import AccountRow, CredentialRow, GuardianshipRow, MembershipRow
+from .prepared import Prepared
 from .records import (
     Account,
     AccountKind,
@@ -97,11 +98,11 @@ def _guardianships_where(join: Any, key: Any) -> Select[AccountRow, str]:
     )
 
 
-_BY_ID = _account_where(AccountRow.id)
-_BY_ADDRESS = _account_where(AccountRow.address)
-_BY_INS = _account_where(AccountRow.ins)
-_GUARDIANS = _guardianships_where(GuardianshipRow.guardian_id, GuardianshipRow.ward_id)
-_WARDS = _guardianships_where(GuardianshipRow.ward_id, GuardianshipRow.guardian_id)
+_BY_ID = Prepared(_account_where(AccountRow.id))
+_BY_ADDRESS = Prepared(_account_where(AccountRow.address))
+_BY_INS = Prepared(_account_where(AccountRow.ins))
+_GUARDIANS = Prepared(_guardianships_where(GuardianshipRow.guardian_id, GuardianshipRow.ward_id))
+_WARDS = Prepared(_guardianships_where(GuardianshipRow.ward_id, GuardianshipRow.guardian_id))
 
 
 class Accounts:
@@ -216,9 +217,9 @@ class Accounts:
         except NotFound:
             return None
 
-    async def _one(self, query: Select[Any], value: object) -> Account:
+    async def _one(self, query: Prepared, value: object) -> Account:
         async with self.store.db.read() as conn:
-            row = (await conn.execute(query, {"value": value})).first()
+            row = await query.first(conn, value=value)
         if row is None:
             raise NotFound("no such account")
         return account_from_row(row)
@@ -553,9 +554,9 @@ class Accounts:
         """The profiles a guardian may act in (``account`` is the ward)."""
         return await self._guardianships(_WARDS, guardian_id)
 
-    async def _guardianships(self, query: Select[AccountRow, str], value: int) -> list[Guardian]:
+    async def _guardianships(self, query: Prepared, value: int) -> list[Guardian]:
         async with self.store.db.read() as conn:
-            rows = (await conn.execute(query, {"value": value})).all()
+            rows = await query.all(conn, value=value)
         return [Guardian(account_from_row(row), row.relationship) for row in rows]
 
     async def may_act_for(self, actor_id: int, mailbox_id: int) -> bool:

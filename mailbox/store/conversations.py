@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .models import ConversationRow, ThreadMessageRow
+from .prepared import Prepared
 from .records import Conversation, ConversationState
 
 if TYPE_CHECKING:
@@ -47,9 +48,11 @@ def conversation_from_row(row: Any) -> Conversation:
 
 
 #: Built once: the policy's facts read the conversation at every RCPT (accounts.py says why).
-_ONE = select(ConversationRow).where(
-    ConversationRow.professional == bindparam("professional"),
-    ConversationRow.ins == bindparam("ins"),
+_ONE = Prepared(
+    select(ConversationRow).where(
+        ConversationRow.professional == bindparam("professional"),
+        ConversationRow.ins == bindparam("ins"),
+    )
 )
 
 
@@ -74,9 +77,7 @@ class Conversations:
 
     async def get(self, professional: str, ins: str) -> Conversation | None:
         async with self.store.db.read() as conn:
-            row = (
-                await conn.execute(_ONE, {"professional": professional.lower(), "ins": ins.upper()})
-            ).first()
+            row = await _ONE.first(conn, professional=professional.lower(), ins=ins.upper())
         return conversation_from_row(row) if row is not None else None
 
     async def for_citizen(self, ins: str) -> list[Conversation]:

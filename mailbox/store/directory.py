@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from .directory_import import ImportProblem, ParsedExtract, decode, parse_extract
 from .errors import InvalidRequest
 from .models import AccountRow, DirectoryEntryRow, DispensationRow
+from .prepared import Prepared
 from .records import AccountKind, DirectoryEntry
 
 if TYPE_CHECKING:
@@ -52,8 +53,10 @@ def entry_from_row(row: Any) -> DirectoryEntry:
 
 
 # Built once (the policy's facts look a sender up at every RCPT: accounts.py says why).
-_ACCOUNT = select(AccountRow).where(AccountRow.address == bindparam("address"))
-_ENTRY = select(DirectoryEntryRow).where(DirectoryEntryRow.address == bindparam("address"))
+_ACCOUNT = Prepared(select(AccountRow).where(AccountRow.address == bindparam("address")))
+_ENTRY = Prepared(
+    select(DirectoryEntryRow).where(DirectoryEntryRow.address == bindparam("address"))
+)
 
 
 class Directory:
@@ -64,8 +67,8 @@ class Directory:
         """The directory facts of a professional address (ours first), or None."""
         address = address.strip().lower()
         async with self.store.db.read() as conn:
-            account = (await conn.execute(_ACCOUNT, {"address": address})).first()
-            entry = (await conn.execute(_ENTRY, {"address": address})).first()
+            account = await _ACCOUNT.first(conn, address=address)
+            entry = await _ENTRY.first(conn, address=address)
         if account is not None and account.kind != AccountKind.CITIZEN.value:
             return DirectoryEntry(
                 address=account.address,

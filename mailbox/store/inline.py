@@ -170,6 +170,11 @@ class InlineConnection:
         return self._connection
 
     @property
+    def raw(self) -> sqlite3.Connection:
+        """The sqlite3 connection itself (``prepared.py`` runs its statements on it)."""
+        return self._conn
+
+    @property
     def isolation_level(self) -> str | None:
         return self._conn.isolation_level
 

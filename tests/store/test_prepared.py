@@ -1,0 +1,105 @@
+"""Prepared statements (``prepared.py``): inside a quick SQLite transaction they run on the
+driver, and their rows must carry exactly what SQLAlchemy's would (converted dates and booleans,
+NULLs, literals of the statement); elsewhere SQLAlchemy runs them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from plitest.store import open_test_store
+from sqlalchemy import bindparam, event, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pli.mailbox.store import Store
+from pli.mailbox.store.database import Database
+from pli.mailbox.store.models import AccountRow, ConversationRow
+from pli.mailbox.store.prepared import Prepared
+from pli.policy.ins import make_ins
+
+CONVERSATION = Prepared(
+    select(ConversationRow).where(
+        ConversationRow.professional == bindparam("professional"),
+        ConversationRow.ins == bindparam("ins"),
+    )
+)
+#: A literal in the statement (the citizen kind) besides a parameter.
+CITIZENS_FROM = Prepared(
+    select(AccountRow.id, AccountRow.address, AccountRow.disabled, AccountRow.created_at)
+    .where(AccountRow.kind == "CIT", AccountRow.id >= bindparam("first"))
+    .order_by(AccountRow.id)
+)
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with open_test_store(f"sqlite:///{tmp_path / 'store.sqlite3'}", tmp_path) as store:
+        yield store
+
+
+def _count_sqlalchemy_executions(db: Database) -> list[str]:
+    seen: list[str] = []
+    for engine in {db.engine, db.quick_engine}:
+
+        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def _seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+            seen.append(statement)
+
+    return seen
+
+
+async def _conversation_rows(conn: AsyncConnection) -> tuple[object, object]:
+    prepared = await CONVERSATION.first(conn, professional="dr@hop.mssante.fr", ins="1800175000001")
+    plain = (
+        await conn.execute(
+            CONVERSATION.statement, {"professional": "dr@hop.mssante.fr", "ins": "1800175000001"}
+        )
+    ).first()
+    return prepared, plain
+
+
+async def test_rows_on_the_driver_carry_what_sqlalchemys_carry(sqlite_store: Store) -> None:
+    store = sqlite_store
+    await store.conversations.record_professional_message(
+        "dr@hop.mssante.fr", "1800175000001", "<a@hop>", ends=True
+    )
+    ward = await store.accounts.create_citizen(make_ins("2800175000002"), "patient.mssante.fr")
+    await store.accounts.set_disabled(ward.id, True)
+    seen = _count_sqlalchemy_executions(store.db)
+
+    async with store.db.read(quick=True) as conn:
+        before = len(seen)
+        prepared, plain = await _conversation_rows(conn)
+        assert len(seen) == before + 1  # only the plain one went through SQLAlchemy
+        rows = await CITIZENS_FROM.all(conn, first=1)
+        missing = await CONVERSATION.first(conn, professional="nobody@x.fr", ins="1")
+    assert prepared is not None and plain is not None
+    assert tuple(prepared) == tuple(plain)
+    assert prepared._fields == tuple(plain._fields)
+    assert isinstance(prepared.ended_at, datetime) and prepared.ended_at.tzinfo == UTC
+    assert prepared.reopened_at is None
+    assert missing is None
+    assert [(row.address, row.disabled) for row in rows] == [(ward.address, True)]
+    assert rows[0].disabled is True and rows[0].created_at.tzinfo == UTC
+
+
+async def test_elsewhere_sqlalchemy_runs_them(store: Store) -> None:
+    """The threaded engine on SQLite, and PostgreSQL (the suite runs on both)."""
+    await store.conversations.record_professional_message(
+        "dr@hop.mssante.fr", "1800175000001", "<a@hop>", ends=True
+    )
+    seen = _count_sqlalchemy_executions(store.db)
+    async with store.db.read() as conn:
+        before = len(seen)
+        prepared, plain = await _conversation_rows(conn)
+    assert len(seen) == before + 2
+    assert prepared is not None and tuple(prepared) == tuple(plain or ())
+
+
+async def test_an_expanding_parameter_is_refused(sqlite_store: Store) -> None:
+    listed = Prepared(select(AccountRow.id).where(AccountRow.id.in_(bindparam("ids"))))
+    async with sqlite_store.db.read(quick=True) as conn:
+        with pytest.raises(ValueError, match="expanding"):
+            await listed.all(conn, ids=[1, 2])
