@@ -330,8 +330,8 @@ async def _until_delivered(mail: Path, before: int, queued: Result) -> Result:
     result.failed = queued.sent - result.sent
     result.seconds = queued.seconds + time.perf_counter() - waited
     result.client_cpu = queued.client_cpu + _own_cpu_seconds() - own
-    result.server_cpu = queued.server_cpu + _machine_busy_seconds() - busy - (
-        _own_cpu_seconds() - own
+    result.server_cpu = (
+        queued.server_cpu + _machine_busy_seconds() - busy - (_own_cpu_seconds() - own)
     )
     result.load = os.getloadavg()[0]
     return result
