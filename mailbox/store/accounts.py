@@ -218,8 +218,7 @@ class Accounts:
             return None
 
     async def _one(self, query: Prepared, value: object) -> Account:
-        async with self.store.db.read() as conn:
-            row = await query.first(conn, value=value)
+        row = await self.store.db.first(query, value=value)
         if row is None:
             raise NotFound("no such account")
         return account_from_row(row)
@@ -555,8 +554,7 @@ class Accounts:
         return await self._guardianships(_WARDS, guardian_id)
 
     async def _guardianships(self, query: Prepared, value: int) -> list[Guardian]:
-        async with self.store.db.read() as conn:
-            rows = await query.all(conn, value=value)
+        rows = await self.store.db.all(query, value=value)
         return [Guardian(account_from_row(row), row.relationship) for row in rows]
 
     async def may_act_for(self, actor_id: int, mailbox_id: int) -> bool:

@@ -76,8 +76,7 @@ class Conversations:
         self.store = store
 
     async def get(self, professional: str, ins: str) -> Conversation | None:
-        async with self.store.db.read() as conn:
-            row = await _ONE.first(conn, professional=professional.lower(), ins=ins.upper())
+        row = await self.store.db.first(_ONE, professional=professional.lower(), ins=ins.upper())
         return conversation_from_row(row) if row is not None else None
 
     async def for_citizen(self, ins: str) -> list[Conversation]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -35,11 +36,13 @@ from sqlalchemy.pool import NullPool
 from pli.config.schema import async_database_url
 
 from .errors import InvalidRequest
-from .inline import BEGIN_WRITE, QUICK_BUSY_TIMEOUT, QUICK_POOL_SIZE, connector
+from .inline import BEGIN_WRITE, QUICK_BUSY_TIMEOUT, QUICK_POOL_SIZE, QuickReaders, connector
+from .prepared import Prepared, driver_error
 from .writelock import WriteLock
 
-#: The read transaction of the current :meth:`Database.snapshot`, per task (with its database).
-_SNAPSHOT: ContextVar[tuple[Database, AsyncConnection] | None] = ContextVar(
+#: The read transaction of the current :meth:`Database.snapshot`, per task (with its database):
+#: a SQLAlchemy connection, or a quick reader's sqlite3 connection (for prepared lookups only).
+_SNAPSHOT: ContextVar[tuple[Database, AsyncConnection | sqlite3.Connection] | None] = ContextVar(
     "pli_store_snapshot", default=None
 )
 
@@ -60,6 +63,7 @@ class Database:
         engine: AsyncEngine,
         quick: AsyncEngine | None = None,
         processes_lock: WriteLock | None = None,
+        readers: QuickReaders | None = None,
     ) -> None:
         self.engine = engine
         #: The engine of quick snapshots (SQLite: in the loop's thread; else the same engine).
@@ -67,6 +71,7 @@ class Database:
         self.dialect = engine.dialect.name
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._processes_lock = processes_lock
+        self._readers = readers
 
     @property
     def is_sqlite(self) -> bool:
@@ -109,7 +114,8 @@ class Database:
                 max_overflow=QUICK_POOL_SIZE,
             )
             _tune_sqlite(quick, QUICK_BUSY_TIMEOUT, synchronous)
-            return cls(engine, quick, WriteLock(parsed.database or "", busy_timeout))
+            path = parsed.database or ""
+            return cls(engine, quick, WriteLock(path, busy_timeout), QuickReaders(path))
         elif parsed.get_backend_name() == "postgresql":
             connect_args: dict[str, Any] = {}
             if schema:
@@ -131,18 +137,38 @@ class Database:
             await self.quick_engine.dispose()
         if self._processes_lock is not None:
             self._processes_lock.close()
+        if self._readers is not None:
+            self._readers.close()
 
     @contextlib.asynccontextmanager
     async def read(self, *, quick: bool = False) -> AsyncIterator[AsyncConnection]:
         """A read transaction (rolled back at the end); inside :meth:`snapshot`, the snapshot's.
         ``quick``: point lookups only, run in the event loop's thread on SQLite (``inline.py``)."""
         shared = _SNAPSHOT.get()
-        if shared is not None and shared[0] is self:
+        if shared is not None and shared[0] is self and isinstance(shared[1], AsyncConnection):
             yield shared[1]
             return
         engine = self.quick_engine if quick else self.engine
         async with engine.connect() as connection, connection.begin():
             yield connection
+
+    async def first(self, prepared: Prepared, **values: Any) -> Any:
+        """The first row of a prepared lookup, or None: in the current snapshot, else in a
+        quick one of its own."""
+        async with self._prepared_on() as conn:
+            return await prepared.first(conn, **values)
+
+    async def all(self, prepared: Prepared, **values: Any) -> list[Any]:
+        """Every row of a prepared lookup (as :meth:`first`)."""
+        async with self._prepared_on() as conn:
+            return await prepared.all(conn, **values)
+
+    @contextlib.asynccontextmanager
+    async def _prepared_on(self) -> AsyncIterator[AsyncConnection | sqlite3.Connection]:
+        async with self.snapshot(quick=True):
+            shared = _SNAPSHOT.get()
+            assert shared is not None
+            yield shared[1]
 
     @contextlib.asynccontextmanager
     async def snapshot(self, *, quick: bool = False) -> AsyncIterator[None]:
@@ -150,10 +176,23 @@ class Database:
         connection checkout, BEGIN and ROLLBACK for many small queries (the policy's facts of a
         recipient: five lookups). Nested snapshots are the outer one. Only for sequential reads
         of one task: tasks started inside inherit the context, so never gather reads in it.
-        ``quick``: as for :meth:`read`, for blocks of point lookups."""
+        ``quick``: for blocks of point lookups. On a SQLite file it is a quick reader's
+        transaction (``inline.py``, no SQLAlchemy) that only :meth:`first` and :meth:`all` share;
+        another :meth:`read` inside has its own."""
         shared = _SNAPSHOT.get()
         if shared is not None and shared[0] is self:
             yield
+            return
+        if quick and self._readers is not None:
+            try:
+                with self._readers.transaction() as raw:
+                    token = _SNAPSHOT.set((self, raw))
+                    try:
+                        yield
+                    finally:
+                        _SNAPSHOT.reset(token)
+            except sqlite3.Error as error:  # BEGIN or ROLLBACK: raised as SQLAlchemy would
+                raise driver_error("BEGIN", (), error) from error
             return
         async with self.read(quick=quick) as connection:
             token = _SNAPSHOT.set((self, connection))

@@ -66,9 +66,9 @@ class Directory:
     async def lookup(self, address: str) -> DirectoryEntry | None:
         """The directory facts of a professional address (ours first), or None."""
         address = address.strip().lower()
-        async with self.store.db.read() as conn:
-            account = await _ACCOUNT.first(conn, address=address)
-            entry = await _ENTRY.first(conn, address=address)
+        async with self.store.db.snapshot(quick=True):
+            account = await self.store.db.first(_ACCOUNT, address=address)
+            entry = await self.store.db.first(_ENTRY, address=address)
         if account is not None and account.kind != AccountKind.CITIZEN.value:
             return DirectoryEntry(
                 address=account.address,

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 #: How long a quick read may wait on a lock before failing (seconds): it holds the loop.
@@ -199,6 +199,51 @@ class InlineConnection:
 
     async def create_function(self, *args: Any, **kwargs: Any) -> None:
         self._conn.create_function(*args, **kwargs)
+
+
+class QuickReaders:
+    """sqlite3 connections for quick read transactions, used without SQLAlchemy: the policy's
+    facts of a recipient are a handful of prepared lookups (``prepared.py``), and checking a
+    connection out of SQLAlchemy's pool, its BEGIN through an event and its return to the pool
+    cost more than the lookups. Opened on demand, ``idle`` kept; ``query_only`` (a statement
+    that would write fails instead)."""
+
+    def __init__(self, path: str, idle: int = QUICK_POOL_SIZE) -> None:
+        self._path = path
+        self._idle: list[sqlite3.Connection] = []
+        self._keep = idle
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction (BEGIN … ROLLBACK) on an idle connection or a new one."""
+        connection = self._idle.pop() if self._idle else self._open()
+        try:
+            connection.execute("BEGIN")
+        except BaseException:
+            connection.close()
+            raise
+        reusable = False
+        try:
+            yield connection
+        finally:
+            try:
+                connection.execute("ROLLBACK")
+                reusable = len(self._idle) < self._keep
+            finally:
+                if reusable:
+                    self._idle.append(connection)
+                else:
+                    connection.close()
+
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self._path, isolation_level=None)
+        connection.execute(f"PRAGMA busy_timeout={_ms(QUICK_BUSY_TIMEOUT)}")
+        connection.execute("PRAGMA query_only=ON")
+        return connection
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
 
 
 def connector(path: str, write_wait: float) -> Callable[[], Any]:

@@ -26,7 +26,9 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import Executable
+from sqlalchemy.dialects.sqlite import aiosqlite as sqlite_aiosqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
@@ -79,8 +81,10 @@ class _Compiled:
 
 
 class Prepared:
-    """A statement run on the SQLite driver inside quick transactions, else by SQLAlchemy.
-    :meth:`first` and :meth:`all` return rows whose columns are attributes, as SQLAlchemy's."""
+    """A statement run on the SQLite driver where it can be, else by SQLAlchemy. :meth:`first`
+    and :meth:`all` take a SQLAlchemy connection or a quick reader's ``sqlite3`` connection
+    (``Database.first``/``all`` choose), and return rows whose columns are attributes, as
+    SQLAlchemy's."""
 
     __slots__ = ("_compiled", "statement")
 
@@ -88,34 +92,57 @@ class Prepared:
         self.statement = statement
         self._compiled: dict[Dialect, _Compiled] = {}
 
-    async def first(self, conn: AsyncConnection, **values: Any) -> Any:
-        driver = _inline_driver(conn)
-        if driver is None:
-            return (await conn.execute(self.statement, values)).first()
-        compiled = self._for(conn.dialect)
-        cursor = driver.execute(compiled.sql, compiled.parameters(values))
-        try:
-            raw = cursor.fetchone()
-        finally:
-            cursor.close()
-        return compiled.row(raw) if raw is not None else None
+    async def first(self, conn: AsyncConnection | sqlite3.Connection, **values: Any) -> Any:
+        if isinstance(conn, AsyncConnection):
+            driver = _inline_driver(conn)
+            if driver is None:
+                return (await conn.execute(self.statement, values)).first()
+            conn = driver
+        compiled = self._for(_SQLITE)
+        rows = _run(conn, compiled, values, one=True)
+        return compiled.row(rows[0]) if rows else None
 
-    async def all(self, conn: AsyncConnection, **values: Any) -> list[Any]:
-        driver = _inline_driver(conn)
-        if driver is None:
-            return list((await conn.execute(self.statement, values)).all())
-        compiled = self._for(conn.dialect)
-        cursor = driver.execute(compiled.sql, compiled.parameters(values))
-        try:
-            return [compiled.row(raw) for raw in cursor.fetchall()]
-        finally:
-            cursor.close()
+    async def all(self, conn: AsyncConnection | sqlite3.Connection, **values: Any) -> list[Any]:
+        if isinstance(conn, AsyncConnection):
+            driver = _inline_driver(conn)
+            if driver is None:
+                return list((await conn.execute(self.statement, values)).all())
+            conn = driver
+        compiled = self._for(_SQLITE)
+        return [compiled.row(raw) for raw in _run(conn, compiled, values, one=False)]
 
     def _for(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect)
         if compiled is None:
             compiled = self._compiled[dialect] = _Compiled(self.statement, dialect)
         return compiled
+
+
+#: The dialect the driver's statements are compiled for (aiosqlite's: the same SQL and result
+#: processors as the engine's).
+_SQLITE: Dialect = sqlite_aiosqlite.dialect()
+
+
+def _run(
+    driver: sqlite3.Connection, compiled: _Compiled, values: dict[str, Any], *, one: bool
+) -> list[Any]:
+    """The statement's raw rows (a driver error raised as SQLAlchemy's: :func:`driver_error`)."""
+    parameters = compiled.parameters(values)
+    try:
+        cursor = driver.execute(compiled.sql, parameters)
+        try:
+            raw = cursor.fetchone() if one else None
+            return ([raw] if raw is not None else []) if one else cursor.fetchall()
+        finally:
+            cursor.close()
+    except sqlite3.Error as error:
+        raise driver_error(compiled.sql, parameters, error) from error
+
+
+def driver_error(sql: str, parameters: Sequence[Any], error: sqlite3.Error) -> StatementError:
+    """The SQLAlchemy exception of a sqlite3 error (``OperationalError`` for a locked or
+    missing database…), as SQLAlchemy raises it: callers catch one kind."""
+    return DBAPIError.instance(sql, parameters, error, sqlite3.Error)
 
 
 def _inline_driver(conn: AsyncConnection) -> sqlite3.Connection | None:

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import column, event, select, table, text
 from sqlalchemy.exc import OperationalError
 
-from pli.mailbox.store.database import Database
+from pli.mailbox.store.database import _SNAPSHOT, Database
+from pli.mailbox.store.prepared import Prepared
 
 
 @pytest.fixture
@@ -74,17 +75,38 @@ async def test_quick_writes_commit_roll_back_and_are_seen_by_every_reader(
         assert other.execute("SELECT name FROM items").fetchall() == [("kept",)]
 
 
-async def test_a_quick_snapshot_is_one_read_transaction(database: Database) -> None:
+_NAMES = Prepared(select(column("name")).select_from(table("items")).order_by(column("id")))
+
+
+async def test_a_quick_snapshot_is_one_read_transaction_for_its_prepared_lookups(
+    database: Database,
+) -> None:
     async with database.write() as conn:
         await conn.execute(text("INSERT INTO items (name) VALUES ('before')"))
     async with database.snapshot(quick=True):
-        async with database.read() as conn:
-            first = (await conn.scalars(text("SELECT name FROM items"))).all()
+        first = await database.all(_NAMES)
         async with database.write() as conn:  # another connection commits meanwhile
             await conn.execute(text("INSERT INTO items (name) VALUES ('during')"))
-        async with database.read() as conn:
-            second = (await conn.scalars(text("SELECT name FROM items"))).all()
-    assert first == second == ["before"]
+        second = await database.all(_NAMES)
+        async with database.read() as conn:  # a plain read is a transaction of its own
+            plain = (await conn.scalars(text("SELECT name FROM items ORDER BY id"))).all()
+    assert [row.name for row in first] == [row.name for row in second] == ["before"]
+    assert plain == ["before", "during"]
+    assert [row.name for row in await database.all(_NAMES)] == ["before", "during"]
+
+
+async def test_quick_readers_cannot_write_and_report_errors_as_sqlalchemy_does(
+    database: Database,
+) -> None:
+    async with database.snapshot(quick=True):
+        shared = _SNAPSHOT.get()
+        assert shared is not None and isinstance(shared[1], sqlite3.Connection)
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            shared[1].execute("INSERT INTO items (name) VALUES ('sneaked')")
+        with pytest.raises(OperationalError, match="no such table"):
+            await database.first(Prepared(select(column("x")).select_from(table("missing"))))
+    async with database.read() as conn:
+        assert (await conn.scalar(text("SELECT count(*) FROM items"))) == 0
 
 
 async def test_another_program_holding_the_lock_is_waited_for_off_the_loop(
