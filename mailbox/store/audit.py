@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from pli.mailbox.mime.text import clean
 
 from .models import AuditChainRow, AuditRecordRow
+from .prepared import Prepared
 from .records import AuditRecord, AuditVerification
 
 if TYPE_CHECKING:
@@ -41,6 +42,18 @@ MAX_AUDIT_TEXT = 2000
 #: Characters of actor, mailbox and action fields (the columns' sizes).
 MAX_AUDIT_NAME = 320
 _VERIFY_BATCH = 1000
+#: The group commit's statements (``prepared.py``: on the SQLite driver).
+_INSERT_RECORD = Prepared(
+    insert(AuditRecordRow).returning(AuditRecordRow.id, sort_by_parameter_order=True)
+)
+_LOCK_CHAIN = Prepared(
+    select(AuditChainRow).where(AuditChainRow.id == CHAIN_ROW_ID).with_for_update()
+)
+_MOVE_CHAIN = Prepared(
+    update(AuditChainRow)
+    .where(AuditChainRow.id == CHAIN_ROW_ID)
+    .values(last_id=bindparam("new_last_id"), last_hash=bindparam("new_last_hash"))
+)
 
 
 def canonical(
@@ -176,20 +189,11 @@ class AuditLog:
         for values in rows:
             values["prev_hash"] = previous
             values["hash"] = previous = chain_hash(previous, canonical(**_fields(values)))
-        result = await tx.conn.execute(
-            insert(AuditRecordRow).returning(AuditRecordRow.id, sort_by_parameter_order=True),
-            rows,
-        )
-        last_id = result.all()[-1].id
-        await tx.conn.execute(
-            update(AuditChainRow)
-            .where(AuditChainRow.id == CHAIN_ROW_ID)
-            .values(last_id=last_id, last_hash=previous)
-        )
+        last_id = (await _INSERT_RECORD.each(tx.conn, rows))[-1].id
+        await _MOVE_CHAIN.many(tx.conn, [{"new_last_id": last_id, "new_last_hash": previous}])
 
     async def _lock_chain(self, tx: Transaction) -> Any:
-        query = select(AuditChainRow).where(AuditChainRow.id == CHAIN_ROW_ID).with_for_update()
-        chain = (await tx.conn.execute(query)).first()
+        chain = await _LOCK_CHAIN.first(tx.conn)
         if chain is None:  # normally seeded by the migration
             await tx.conn.execute(
                 insert(AuditChainRow).values(
@@ -201,7 +205,7 @@ class AuditLog:
                     purged=0,
                 )
             )
-            chain = (await tx.conn.execute(query)).one()
+            chain = await _LOCK_CHAIN.first(tx.conn)
         return chain
 
     async def head(self) -> tuple[int, str]:

@@ -174,10 +174,8 @@ class Conversations:
                             "at": change.at,
                         }
                     )
-            await tx.conn.execute(
-                update(ConversationRow)
-                .where(ConversationRow.id == bindparam("row_id"))
-                .values({name: bindparam(f"new_{name}") for name in _CHANGED}),
+            await _UPDATE_CHANGED.many(
+                tx.conn,
                 [
                     {"row_id": row.id}
                     | {f"new_{name}": _column(getattr(row, name)) for name in _CHANGED}
@@ -241,6 +239,14 @@ _CHANGED = (
     "ended_by",
     "ended_message_id",
     "reopened_at",
+)
+
+
+#: The group commit's UPDATE of the conversations it changed (``prepared.py``).
+_UPDATE_CHANGED = Prepared(
+    update(ConversationRow)
+    .where(ConversationRow.id == bindparam("row_id"))
+    .values({name: bindparam(f"new_{name}") for name in _CHANGED})
 )
 
 

@@ -41,6 +41,7 @@ from .flags import (
 )
 from .folders import INBOX, normalise_name
 from .models import ExpungedRow, FolderRow, MessageRow
+from .prepared import Prepared
 from .records import (
     Changes,
     CopyResult,
@@ -68,6 +69,10 @@ _META_COLUMNS = (
     MessageRow.internal_date,
     MessageRow.size,
     MessageRow.blob_id,
+)
+#: Every delivery's rows (group commit): on SQLite run on the driver (``prepared.py``).
+_INSERT_MESSAGE = Prepared(
+    insert(MessageRow).returning(MessageRow.id, sort_by_parameter_order=True)
 )
 # Columns copied as they are by COPY/MOVE (the parse cache is not recomputed).
 _COPIED = (
@@ -317,12 +322,9 @@ class Messages:
             row["uid"] = next_uid[folder_id]
             row["modseq"] = allocated[folder_id][1]
             next_uid[folder_id] += 1
-        result = await tx.conn.execute(
-            insert(MessageRow).returning(MessageRow.id, sort_by_parameter_order=True), rows
-        )
         delivered = []
         uids: dict[int, list[int]] = {}
-        for row, found in zip(rows, result.all(), strict=True):
+        for row, found in zip(rows, await _INSERT_MESSAGE.each(tx.conn, rows), strict=True):
             folder_id = row["folder_id"]
             _, _, uidvalidity, account_id = allocated[folder_id]
             uids.setdefault(folder_id, []).append(row["uid"])

@@ -42,10 +42,20 @@ class _Compiled:
 
     __slots__ = ("_binds", "_processors", "_row", "sql")
 
-    def __init__(self, statement: Executable, dialect: Dialect) -> None:
-        compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect))
+    def __init__(
+        self, statement: Executable, dialect: Dialect, keys: tuple[str, ...] | None
+    ) -> None:
+        compiled = cast(
+            SQLCompiler,
+            cast(ClauseElement, statement).compile(
+                dialect=dialect, column_keys=list(keys) if keys is not None else None
+            ),
+        )
         if compiled.positiontup is None:
             raise ValueError("prepared statements need a positional paramstyle (SQLite)")
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            # Python-side defaults computed per execution: SQLAlchemy's execution context does it.
+            raise ValueError("a prepared statement must be given every column with a default")
         bind_processors = compiled._bind_processors
         binds: list[tuple[str, Any, Any]] = []
         for name in compiled.positiontup:
@@ -90,7 +100,7 @@ class Prepared:
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._compiled: dict[Dialect, _Compiled] = {}
+        self._compiled: dict[tuple[Dialect, tuple[str, ...] | None], _Compiled] = {}
 
     async def first(self, conn: AsyncConnection | sqlite3.Connection, **values: Any) -> Any:
         if isinstance(conn, AsyncConnection):
@@ -111,10 +121,45 @@ class Prepared:
         compiled = self._for(_SQLITE)
         return [compiled.row(raw) for raw in _run(conn, compiled, values, one=False)]
 
-    def _for(self, dialect: Dialect) -> _Compiled:
-        compiled = self._compiled.get(dialect)
+    async def each(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> list[Any]:
+        """An INSERT … RETURNING of many rows (each a dict with the same keys): the row it
+        returns for each, in order. On the driver, one execution per row (SQLite runs a single-row
+        INSERT in microseconds, and SQLAlchemy would also run one per row to keep the order);
+        elsewhere SQLAlchemy's "insertmanyvalues", so the statement must say
+        ``returning(…, sort_by_parameter_order=True)``."""
+        if not rows:
+            return []
+        driver = _inline_driver(conn)
+        if driver is None:
+            return list((await conn.execute(self.statement, list(rows))).all())
+        compiled = self._for(_SQLITE, tuple(rows[0]))
+        returned = []
+        for values in rows:
+            (raw,) = _run(driver, compiled, values, one=True)
+            returned.append(compiled.row(raw))
+        return returned
+
+    async def many(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+        """The statement (an UPDATE or INSERT without RETURNING) once per parameter set of
+        ``rows`` (dicts with the same keys): the driver's ``executemany``, else SQLAlchemy's."""
+        if not rows:
+            return
+        driver = _inline_driver(conn)
+        if driver is None:
+            await conn.execute(self.statement, list(rows))
+            return
+        compiled = self._for(_SQLITE, tuple(rows[0]))
+        parameters = [compiled.parameters(values) for values in rows]
+        try:
+            driver.executemany(compiled.sql, parameters)
+        except sqlite3.Error as error:
+            raise driver_error(compiled.sql, parameters[0], error) from error
+
+    def _for(self, dialect: Dialect, keys: tuple[str, ...] | None = None) -> _Compiled:
+        """Compiled for ``dialect``; ``keys``: the columns an INSERT or UPDATE is given."""
+        compiled = self._compiled.get((dialect, keys))
         if compiled is None:
-            compiled = self._compiled[dialect] = _Compiled(self.statement, dialect)
+            compiled = self._compiled[dialect, keys] = _Compiled(self.statement, dialect, keys)
         return compiled
 
 
