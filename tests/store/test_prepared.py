@@ -1,6 +1,7 @@
 """Prepared statements (``prepared.py``): inside a quick SQLite transaction they run on the
 driver, and their rows must carry exactly what SQLAlchemy's would (converted dates and booleans,
-NULLs, literals of the statement); elsewhere SQLAlchemy runs them."""
+NULLs, literals of the statement, the rows of an INSERT … RETURNING in order); elsewhere
+SQLAlchemy runs them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,19 @@ from pathlib import Path
 
 import pytest
 from plitest.store import open_test_store
-from sqlalchemy import bindparam, event, select
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pli.mailbox.store import Store
@@ -103,3 +116,52 @@ async def test_an_expanding_parameter_is_refused(sqlite_store: Store) -> None:
     async with sqlite_store.db.read(quick=True) as conn:
         with pytest.raises(ValueError, match="expanding"):
             await listed.all(conn, ids=[1, 2])
+
+
+_ITEMS = Table(
+    "items",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("name", String),
+    Column("stamp", String, default=lambda: "computed"),
+)
+_INSERT_ITEM = Prepared(insert(_ITEMS).returning(_ITEMS.c.id, sort_by_parameter_order=True))
+_RENAME_ITEM = Prepared(
+    update(_ITEMS).where(_ITEMS.c.id == bindparam("item_id")).values(name=bindparam("new_name"))
+)
+
+
+@pytest.fixture
+async def items_db(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database.open(f"sqlite:///{tmp_path / 'items.sqlite3'}")
+    async with db.write() as conn:
+        await conn.execute(
+            text("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, stamp TEXT)")
+        )
+    yield db
+    await db.close()
+
+
+@pytest.mark.parametrize("quick", [True, False], ids=["driver", "sqlalchemy"])
+async def test_each_returns_the_rows_in_order_and_many_updates(
+    items_db: Database, quick: bool
+) -> None:
+    names = [f"n{index}" for index in range(7)]
+    async with items_db.write(quick=quick) as conn:
+        await conn.execute(text("INSERT INTO items (name, stamp) VALUES ('first', 'x')"))
+        inserted = await _INSERT_ITEM.each(conn, [{"name": n, "stamp": "s"} for n in names])
+        await _RENAME_ITEM.many(
+            conn, [{"item_id": row.id, "new_name": f"renamed-{row.id}"} for row in inserted[:2]]
+        )
+        assert await _INSERT_ITEM.each(conn, []) == []
+    async with items_db.read() as conn:
+        stored = {row.id: row.name for row in (await conn.execute(text("SELECT * FROM items")))}
+    ids = [row.id for row in inserted]
+    assert ids == sorted(ids) and len(set(ids)) == 7
+    assert [stored[i] for i in ids] == [f"renamed-{i}" for i in ids[:2]] + names[2:]
+
+
+async def test_a_default_computed_per_execution_must_be_given(items_db: Database) -> None:
+    async with items_db.write(quick=True) as conn:
+        with pytest.raises(ValueError, match="default"):
+            await _INSERT_ITEM.each(conn, [{"name": "no stamp"}])
