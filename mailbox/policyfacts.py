@@ -41,7 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pli.certs.whitelist import Whitelist
 from pli.config.schema import Settings
 from pli.mailbox.mime.cache import attachments, message_ids
-from pli.mailbox.mime.headers import parse_header
+from pli.mailbox.mime.headers import HeaderSection, parse_header
 from pli.mailbox.mime.structure import iter_parts, parse_structure
 from pli.mailbox.mime.text import decode_header_text
 from pli.mailbox.store import Account, Store
@@ -364,7 +364,7 @@ def message_traits(raw: bytes) -> MessageTraits:
     header = parse_header(raw)
     fields = header.fields
     invisible_patient = invisible_representatives = False
-    codes = xdm_confidentiality_codes(raw)
+    codes = xdm_confidentiality_codes(raw, header)
     if codes:
         invisible_patient, invisible_representatives = restrictions(codes)
     return MessageTraits(
@@ -390,10 +390,11 @@ async def read_traits(raw: bytes) -> MessageTraits:
     return message_traits(raw)
 
 
-def xdm_confidentiality_codes(raw: bytes) -> list[str]:
+def xdm_confidentiality_codes(raw: bytes, header: HeaderSection | None = None) -> list[str]:
     """Every confidentialityCode of the documents of the message's IHE_XDM.zip attachments
-    (an unreadable package gives none: the filing reports it)."""
-    structure = parse_structure(raw)
+    (an unreadable package gives none: the filing reports it); ``header``: the message's,
+    when parsed already."""
+    structure = parse_structure(raw, header)
     parts = dict(iter_parts(structure))
     codes: list[str] = []
     for attachment in attachments(structure):

@@ -68,7 +68,7 @@ class Attachment:
 def parse_message(raw: bytes) -> MessageCache:
     header = parse_header(raw)
     envelope = build_envelope(header)
-    structure = parse_structure(raw)
+    structure = parse_structure(raw, header)
 
     def text(name: str) -> str:
         decoded = decode_header_text(header.first(name)) or ""

@@ -60,9 +60,11 @@ class _Budget:
         self.parts = 0
 
 
-def parse_structure(raw: bytes) -> Part:
-    """The root part of ``raw`` (the whole message)."""
-    header = parse_header(raw)
+def parse_structure(raw: bytes, header: HeaderSection | None = None) -> Part:
+    """The root part of ``raw`` (the whole message); ``header``: its header section when the
+    caller parsed it already (``parse_header(raw)``)."""
+    if header is None:
+        header = parse_header(raw)
     return _part(raw, header, len(raw), ("text", "plain"), 0, _Budget())
 
 
