@@ -35,9 +35,10 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy import Row, Select, bindparam, func, insert, select, update
 
 from pli.config.schema import Settings
 from pli.mailbox.filing.wake import DeliveryWatch, is_filing_hint, watch_deliveries
@@ -237,8 +238,10 @@ class Notifier:
     async def scan(self) -> int:
         """Count new INBOX messages of citizens; returns how many were new."""
         counted = 0
-        async with self.store.transaction(quick=True) as tx:
-            watermark = await self._watermark(tx)
+        watermark = await self._read_watermark()
+        if watermark is None:
+            async with self.store.transaction(quick=True) as tx:
+                watermark = await self._watermark(tx)
         if watermark is None:  # first pass ever: announce mail from now on, not the past
             return 0
         cursor = watermark
@@ -292,6 +295,22 @@ class Notifier:
             insert(NotifyWatermarkRow).values(id=_WATERMARK_ID, last_message_id=highest or 0)
         )
         return None
+
+    async def _read_watermark(self) -> int | None:
+        """The watermark without locking it (None when missing): most passes need no more."""
+        async with self.store.db.read(quick=True) as conn:
+            found = await conn.scalar(
+                select(NotifyWatermarkRow.last_message_id).where(
+                    NotifyWatermarkRow.id == _WATERMARK_ID
+                )
+            )
+        return int(found) if found is not None else None
+
+    async def _any(self, query: Select[*tuple[Any, ...]]) -> bool:
+        """Whether ``query`` finds a row, in a read transaction: a pass with nothing to decide
+        or send takes no write lock (SQLite's single writer is the deliveries' too)."""
+        async with self.store.db.read(quick=True) as conn:
+            return (await conn.execute(query.limit(1))).first() is not None
 
     async def _highest_id(self) -> int:
         async with self.store.db.read(quick=True) as conn:
@@ -400,19 +419,18 @@ class Notifier:
         now = self._clock()
         cutoff = now - timedelta(seconds=self.config.interval)
         decided = 0
+        due = select(NotifyRecipientRow.address).where(
+            NotifyRecipientRow.pending_since.is_not(None),
+            (NotifyRecipientRow.last_sent_at.is_(None))
+            | (NotifyRecipientRow.last_sent_at <= cutoff),
+        )
+        if not await self._any(due):
+            return 0
         while True:
             async with self.store.transaction(quick=True) as tx:
                 addresses = (
                     await tx.conn.scalars(
-                        select(NotifyRecipientRow.address)
-                        .where(
-                            NotifyRecipientRow.pending_since.is_not(None),
-                            (NotifyRecipientRow.last_sent_at.is_(None))
-                            | (NotifyRecipientRow.last_sent_at <= cutoff),
-                        )
-                        .order_by(NotifyRecipientRow.address)
-                        .limit(SEND_BATCH)
-                        .with_for_update()
+                        due.order_by(NotifyRecipientRow.address).limit(SEND_BATCH).with_for_update()
                     )
                 ).all()
                 if addresses:
@@ -458,18 +476,17 @@ class Notifier:
 
     async def _claim(self) -> list[tuple[int, str]]:
         now = self._clock()
+        due = select(NotifyOutboxRow.id, NotifyOutboxRow.address).where(
+            NotifyOutboxRow.sent_at.is_(None),
+            NotifyOutboxRow.failed_at.is_(None),
+            NotifyOutboxRow.next_attempt_at <= now,
+            (NotifyOutboxRow.locked_until.is_(None)) | (NotifyOutboxRow.locked_until < now),
+        )
+        if not await self._any(due):
+            return []
         async with self.store.transaction(quick=True) as tx:
             query = (
-                select(NotifyOutboxRow.id, NotifyOutboxRow.address)
-                .where(
-                    NotifyOutboxRow.sent_at.is_(None),
-                    NotifyOutboxRow.failed_at.is_(None),
-                    NotifyOutboxRow.next_attempt_at <= now,
-                    (NotifyOutboxRow.locked_until.is_(None)) | (NotifyOutboxRow.locked_until < now),
-                )
-                .order_by(NotifyOutboxRow.id)
-                .limit(SEND_BATCH)
-                .with_for_update(skip_locked=True)
+                due.order_by(NotifyOutboxRow.id).limit(SEND_BATCH).with_for_update(skip_locked=True)
             )
             rows = (await tx.conn.execute(query)).all()
             if rows:
