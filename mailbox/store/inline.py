@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -141,6 +142,38 @@ def _ms(seconds: float) -> int:
     return int(seconds * 1000)
 
 
+#: A COMMIT that takes less than this on average runs in the event loop's thread (seconds).
+INLINE_COMMIT_BELOW = 0.002
+#: Weight of the newest COMMIT in the running average of their durations.
+COMMIT_AVERAGE_WEIGHT = 0.2
+
+
+class CommitTiming:
+    """Where COMMIT runs, from what it costs. Handed to a worker thread, a COMMIT also waits
+    for the GIL to come back (up to the interpreter's 5 ms switch interval while the event loop
+    runs Python), and the write lock, which the other processes queue for, is held all that
+    time: with an fsync of 0.2 ms (an SSD) the lock was held 6-8 ms per COMMIT. So COMMIT runs
+    in the loop's thread while its running average stays under :data:`INLINE_COMMIT_BELOW`
+    (a slow disk, or a checkpoint, moves it back to a thread after a few slow ones; it starts
+    there, until a first one was timed)."""
+
+    def __init__(self) -> None:
+        self.average: float | None = None
+
+    @property
+    def inline(self) -> bool:
+        return self.average is not None and self.average < INLINE_COMMIT_BELOW
+
+    def timed(self, commit: Callable[[], None]) -> None:
+        started = time.perf_counter()
+        try:
+            commit()
+        finally:
+            took = time.perf_counter() - started
+            previous = took if self.average is None else self.average
+            self.average = previous + COMMIT_AVERAGE_WEIGHT * (took - previous)
+
+
 class _RunNow:
     """Stands for aiosqlite's request queue, which SQLAlchemy's dialect uses directly to set
     ``isolation_level``: the request runs at once."""
@@ -158,9 +191,16 @@ class InlineConnection:
     """aiosqlite's ``Connection`` coroutines over a sqlite3 connection, completed synchronously
     in the calling (event loop) thread."""
 
-    def __init__(self, connection: sqlite3.Connection, write_wait: float) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        write_wait: float,
+        timing: CommitTiming | None = None,
+    ) -> None:
         self._connection: sqlite3.Connection | None = connection
         self._write_wait = write_wait
+        self._timing = timing or CommitTiming()
+        self._changes = connection.total_changes  # rows changed as of the last COMMIT
         self._tx = _RunNow()
 
     @property
@@ -182,12 +222,21 @@ class InlineConnection:
         return _Cursor(self._conn.cursor(), self._write_wait)
 
     async def commit(self) -> None:
-        # fsync (and maybe a checkpoint): in a worker thread. The connection is not used by
-        # anything else meanwhile: the transaction's task waits for this.
-        await in_thread(self._conn.commit)
+        """COMMIT: fsync, and maybe a checkpoint. Here when commits have been quick, else in a
+        worker thread (:class:`CommitTiming`). The connection is not used by anything else
+        meanwhile: the transaction's task waits for this."""
+        connection = self._conn
+        if connection.total_changes == self._changes:  # nothing written: nothing to sync
+            connection.commit()
+        elif self._timing.inline:
+            self._timing.timed(connection.commit)
+        else:
+            await in_thread(lambda: self._timing.timed(connection.commit))
+        self._changes = connection.total_changes
 
     async def rollback(self) -> None:
         self._conn.rollback()
+        self._changes = self._conn.total_changes
 
     async def close(self) -> None:
         self.stop()
@@ -249,10 +298,12 @@ class QuickReaders:
 def connector(path: str, write_wait: float) -> Callable[[], Any]:
     """The engine's ``async_creator`` for the database file at ``path``; a write transaction
     waits at most ``write_wait`` seconds for another program's (the busy timeout)."""
+    timing = CommitTiming()  # one disk: its connections share what their commits cost
 
     async def connect() -> InlineConnection:
         # check_same_thread off: COMMIT (and a waited-for BEGIN) run in a worker thread while
         # the loop's thread waits for them; SQLAlchemy may close it from the garbage collector.
-        return InlineConnection(sqlite3.connect(path, check_same_thread=False), write_wait)
+        connection = sqlite3.connect(path, check_same_thread=False)
+        return InlineConnection(connection, write_wait, timing)
 
     return connect

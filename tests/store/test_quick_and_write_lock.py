@@ -18,6 +18,7 @@ from sqlalchemy import column, event, select, table, text
 from sqlalchemy.exc import OperationalError
 
 from pli.mailbox.store.database import _SNAPSHOT, Database
+from pli.mailbox.store.inline import INLINE_COMMIT_BELOW, CommitTiming
 from pli.mailbox.store.prepared import Prepared
 
 
@@ -289,3 +290,37 @@ async def test_a_quick_write_cancelled_during_its_commit_ends_committed_and_unlo
     async with database.read() as conn:
         names = (await conn.scalars(text("SELECT name FROM items ORDER BY id"))).all()
     assert names == ["cancelled late", "next"]  # the COMMIT under way was not undone
+
+
+def test_commit_timing_keeps_quick_commits_inline_and_sends_slow_ones_to_a_thread() -> None:
+    timing = CommitTiming()
+    assert not timing.inline  # nothing timed yet: a thread
+    timing.timed(lambda: None)
+    assert timing.inline
+    timing.timed(lambda: time.sleep(INLINE_COMMIT_BELOW * 10))  # a checkpoint, a slow disk
+    assert not timing.inline
+    for _ in range(20):
+        timing.timed(lambda: None)
+    assert timing.inline  # the disk is quick again
+
+
+async def test_a_quick_commit_runs_in_the_loops_thread_once_commits_are_known_quick(
+    database: Database,
+) -> None:
+    committed_in: list[int] = []
+
+    @event.listens_for(database.quick_engine.sync_engine, "connect")
+    def _trace(dbapi_connection: Any, _record: Any) -> None:
+        def traced(statement: str) -> None:
+            if statement == "COMMIT":
+                committed_in.append(threading.get_ident())
+
+        dbapi_connection.driver_connection.raw.set_trace_callback(traced)
+
+    for name in ("first", "second", "third"):
+        async with database.write(quick=True) as conn:
+            await conn.execute(text("INSERT INTO items (name) VALUES (:name)"), {"name": name})
+    loop_thread = threading.get_ident()
+    assert len(committed_in) == 3
+    assert committed_in[0] != loop_thread  # the first, not timed yet: in a worker thread
+    assert committed_in[1:] == [loop_thread, loop_thread]
