@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, case, delete, insert, null, or_, select, update
+from sqlalchemy import bindparam, delete, insert, null, or_, select, update
 
 from pli.mailbox.mime.cache import MessageCache, parse_message
 
@@ -73,6 +73,28 @@ _META_COLUMNS = (
 #: Every delivery's rows (group commit): on SQLite run on the driver (``prepared.py``).
 _INSERT_MESSAGE = Prepared(
     insert(MessageRow).returning(MessageRow.id, sort_by_parameter_order=True)
+)
+#: The folders of some accounts (the group commit resolves its targets with it).
+_FOLDERS_OF = Prepared(
+    select(FolderRow.id, FolderRow.account_id, FolderRow.name, FolderRow.noselect).where(
+        FolderRow.account_id.in_(bindparam("accounts", expanding=True))
+    )
+)
+#: ``count`` new UIDs and one new MODSEQ in a folder (the values after the change).
+_ALLOCATE = Prepared(
+    update(FolderRow)
+    .where(FolderRow.id == bindparam("folder"), FolderRow.noselect.is_(False))
+    .values(
+        uidnext=FolderRow.uidnext + bindparam("count"),
+        highestmodseq=FolderRow.highestmodseq + 1,
+    )
+    .returning(
+        FolderRow.id,
+        FolderRow.uidnext,
+        FolderRow.highestmodseq,
+        FolderRow.uidvalidity,
+        FolderRow.account_id,
+    )
 )
 # Columns copied as they are by COPY/MOVE (the parse cache is not recomputed).
 _COPIED = (
@@ -343,14 +365,8 @@ class Messages:
     ) -> list[dict[int, list[DeliveryTarget]]]:
         """Folder id → targets for each message's targets, in one query; an unknown folder
         falls back to the account's INBOX."""
-        accounts = {target.account_id for targets in messages for target in targets}
-        rows = (
-            await tx.conn.execute(
-                select(
-                    FolderRow.id, FolderRow.account_id, FolderRow.name, FolderRow.noselect
-                ).where(FolderRow.account_id.in_(accounts))
-            )
-        ).all()
+        accounts = sorted({target.account_id for targets in messages for target in targets})
+        rows = await _FOLDERS_OF.all(tx.conn, accounts=accounts) if accounts else []
         by_name = {(row.account_id, row.name): row.id for row in rows if not row.noselect}
         resolved = []
         for targets in messages:
@@ -370,49 +386,22 @@ class Messages:
         self, tx: Transaction, counts: dict[int, int]
     ) -> dict[int, tuple[int, int, int, int]]:
         """For each folder, ``counts[folder]`` new UIDs and one new MODSEQ (locking the folder
-        rows until commit): folder id → (first UID, MODSEQ, UIDVALIDITY, account id). On SQLite
-        (one writer: no lock order to keep) one UPDATE … RETURNING for every folder; on
-        PostgreSQL one per folder in id order (no deadlock)."""
-        if self.store.db.is_sqlite:
-            return await self._allocate_rows(tx, counts)
+        rows until commit, in id order: no deadlock on PostgreSQL): folder id → (first UID,
+        MODSEQ, UIDVALIDITY, account id). One UPDATE … RETURNING per folder (on SQLite run on
+        the driver: microseconds each)."""
         allocated: dict[int, tuple[int, int, int, int]] = {}
         for folder_id in sorted(counts):
-            allocated |= await self._allocate_rows(tx, {folder_id: counts[folder_id]})
-        return allocated
-
-    async def _allocate_rows(
-        self, tx: Transaction, counts: dict[int, int]
-    ) -> dict[int, tuple[int, int, int, int]]:
-        """One UPDATE … RETURNING: ``counts[folder]`` UIDs and one MODSEQ for each folder."""
-        increment = case(counts, value=FolderRow.id)
-        found = (
-            await tx.conn.execute(
-                update(FolderRow)
-                .where(FolderRow.id.in_(counts), FolderRow.noselect.is_(False))
-                .values(
-                    uidnext=FolderRow.uidnext + increment,
-                    highestmodseq=FolderRow.highestmodseq + 1,
-                )
-                .returning(
-                    FolderRow.id,
-                    FolderRow.uidnext,
-                    FolderRow.highestmodseq,
-                    FolderRow.uidvalidity,
-                    FolderRow.account_id,
-                )
-            )
-        ).all()
-        if len(found) != len(counts):
-            raise NotFound("no such folder")
-        return {
-            row.id: (
-                row.uidnext - counts[row.id],
+            count = counts[folder_id]
+            row = await _ALLOCATE.first(tx.conn, folder=folder_id, count=count)
+            if row is None:
+                raise NotFound("no such folder")
+            allocated[folder_id] = (
+                row.uidnext - count,
                 row.highestmodseq,
                 row.uidvalidity,
                 row.account_id,
             )
-            for row in found
-        }
+        return allocated
 
     async def _bump(self, tx: Transaction, folder_id: int) -> tuple[int, int]:
         """A new MODSEQ for a change in the folder (locks the row): (modseq, account id)."""

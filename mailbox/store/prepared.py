@@ -14,8 +14,8 @@ tuples carrying the same values SQLAlchemy would give (its result processors are
 Anywhere else (PostgreSQL, the threaded aiosqlite engine, an in-memory database) the statement
 runs through SQLAlchemy as usual: :class:`Prepared` is then only a name for it.
 
-Only for statements whose parameters are plain values: an expanding ``IN`` list is rendered at
-execution time and is refused when the statement is prepared.
+An expanding ``IN`` parameter (``bindparam(…, expanding=True)``) gets one placeholder per item,
+its SQL kept per list length; an empty list is refused (nothing could match: callers skip).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class _Compiled:
     """One statement compiled for one dialect: its SQL, how to order and convert the
     parameters, and how to build and convert the rows."""
 
-    __slots__ = ("_binds", "_processors", "_row", "sql")
+    __slots__ = ("_binds", "_expanded", "_processors", "_row", "sql")
 
     def __init__(
         self, statement: Executable, dialect: Dialect, keys: tuple[str, ...] | None
@@ -57,15 +57,15 @@ class _Compiled:
             # Python-side defaults computed per execution: SQLAlchemy's execution context does it.
             raise ValueError("a prepared statement must be given every column with a default")
         bind_processors = compiled._bind_processors
-        binds: list[tuple[str, Any, Any]] = []
+        binds: list[tuple[str, Any, Any, bool]] = []
         for name in compiled.positiontup:
             bind = compiled.binds[name]
-            if bind.expanding:
-                raise ValueError(f"an expanding parameter cannot be prepared: {name}")
             # A value given in the statement (a literal compared to a column) is a default.
-            binds.append((name, bind.effective_value, bind_processors.get(name)))
+            binds.append((name, bind.effective_value, bind_processors.get(name), bind.expanding))
         self.sql = compiled.string
         self._binds = tuple(binds)
+        #: The SQL for each tuple of list lengths of the expanding ``IN`` parameters.
+        self._expanded: dict[tuple[int, ...], str] = {}
         columns = compiled._result_columns or []
         self._row: Any = namedtuple("PreparedRow", [column.keyname for column in columns])  # type: ignore[misc]
         self._processors = tuple(
@@ -75,11 +75,31 @@ class _Compiled:
         )
 
     def parameters(self, values: dict[str, Any]) -> list[Any]:
-        ordered = []
-        for name, default, processor in self._binds:
+        ordered: list[Any] = []
+        for name, default, processor, expanding in self._binds:
             value = values.get(name, default)
-            ordered.append(processor(value) if processor is not None else value)
+            if expanding:
+                ordered.extend(processor(item) if processor else item for item in value)
+            else:
+                ordered.append(processor(value) if processor is not None else value)
         return ordered
+
+    def statement(self, values: dict[str, Any]) -> str:
+        """The SQL for these values: an expanding ``IN`` parameter becomes one placeholder per
+        item of its list (which must not be empty: SQLAlchemy renders an empty one otherwise)."""
+        lengths = tuple(len(values[name]) for name, _, _, expanding in self._binds if expanding)
+        if not lengths:
+            return self.sql
+        sql = self._expanded.get(lengths)
+        if sql is None:
+            sql = self.sql
+            expanding = [name for name, _, _, is_expanding in self._binds if is_expanding]
+            for name, length in zip(expanding, lengths, strict=True):
+                if length == 0:
+                    raise ValueError(f"an empty list for {name}: nothing can match")
+                sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join("?" * length))
+            self._expanded[lengths] = sql
+        return sql
 
     def row(self, raw: Sequence[Any]) -> Any:
         if not self._processors:
@@ -149,6 +169,8 @@ class Prepared:
             await conn.execute(self.statement, list(rows))
             return
         compiled = self._for(_SQLITE, tuple(rows[0]))
+        if compiled.statement(rows[0]) != compiled.sql:
+            raise ValueError("an expanding parameter cannot be executed many times")
         parameters = [compiled.parameters(values) for values in rows]
         try:
             driver.executemany(compiled.sql, parameters)
@@ -173,15 +195,16 @@ def _run(
 ) -> list[Any]:
     """The statement's raw rows (a driver error raised as SQLAlchemy's: :func:`driver_error`)."""
     parameters = compiled.parameters(values)
+    sql = compiled.statement(values)
     try:
-        cursor = driver.execute(compiled.sql, parameters)
+        cursor = driver.execute(sql, parameters)
         try:
             raw = cursor.fetchone() if one else None
             return ([raw] if raw is not None else []) if one else cursor.fetchall()
         finally:
             cursor.close()
     except sqlite3.Error as error:
-        raise driver_error(compiled.sql, parameters, error) from error
+        raise driver_error(sql, parameters, error) from error
 
 
 def driver_error(sql: str, parameters: Sequence[Any], error: sqlite3.Error) -> StatementError:

@@ -111,11 +111,23 @@ async def test_elsewhere_sqlalchemy_runs_them(store: Store) -> None:
     assert prepared is not None and tuple(prepared) == tuple(plain or ())
 
 
-async def test_an_expanding_parameter_is_refused(sqlite_store: Store) -> None:
-    listed = Prepared(select(AccountRow.id).where(AccountRow.id.in_(bindparam("ids"))))
+async def test_an_expanding_in_list_gets_a_placeholder_per_item(sqlite_store: Store) -> None:
+    first = await sqlite_store.accounts.create_citizen(make_ins("2800175000002"), "p.fr")
+    second = await sqlite_store.accounts.create_citizen(make_ins("2800175000003"), "p.fr")
+    listed = Prepared(
+        select(AccountRow.address)
+        .where(AccountRow.id.in_(bindparam("ids", expanding=True)))
+        .order_by(AccountRow.id)
+    )
     async with sqlite_store.db.read(quick=True) as conn:
-        with pytest.raises(ValueError, match="expanding"):
-            await listed.all(conn, ids=[1, 2])
+        one = await listed.all(conn, ids=[second.id])
+        both = await listed.all(conn, ids=[second.id, first.id, 999])
+        again = await listed.all(conn, ids=[first.id])  # the one-item SQL, kept
+        with pytest.raises(ValueError, match="empty"):
+            await listed.all(conn, ids=[])
+    assert [row.address for row in one] == [second.address]
+    assert [row.address for row in both] == [first.address, second.address]
+    assert [row.address for row in again] == [first.address]
 
 
 _ITEMS = Table(
