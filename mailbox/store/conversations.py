@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -183,26 +183,30 @@ class Conversations:
                 ],
             )
             if threads:
-                dialect_insert = sqlite_insert if self.store.db.is_sqlite else postgresql_insert
-                await tx.conn.execute(
-                    dialect_insert(ThreadMessageRow).on_conflict_do_nothing(), threads
-                )
+                insert_threads = _THREADS_SQLITE if self.store.db.is_sqlite else _THREADS_POSTGRESQL
+                await insert_threads.many(tx.conn, threads)
             return after
 
     async def _locked_many(
         self, tx: Transaction, changes: Sequence[ConversationChange]
     ) -> dict[tuple[str, str], Conversation]:
         """The conversation of each (professional, INS) of ``changes``, created if missing,
-        locked until commit (rows in id order; two first messages at once cannot both create
-        one: INSERT … ON CONFLICT DO NOTHING)."""
+        locked until commit (on PostgreSQL every conversation of these citizens, in id order;
+        two first messages at once cannot both create one: INSERT … ON CONFLICT DO NOTHING)."""
         keys = sorted({(c.professional, c.ins) for c in changes})
-        query = (
-            select(ConversationRow)
-            .where(tuple_(ConversationRow.professional, ConversationRow.ins).in_(keys))
-            .order_by(ConversationRow.id)
-            .with_for_update()
-        )
-        found = {(row.professional, row.ins): row for row in (await tx.conn.execute(query)).all()}
+        wanted = set(keys)
+        citizens = sorted({ins for _, ins in keys})
+
+        async def locked() -> dict[tuple[str, str], Any]:
+            # Every conversation of these citizens (a handful each), the wanted ones kept.
+            rows = await _OF_CITIZENS.all(tx.conn, citizens=citizens)
+            return {
+                (row.professional, row.ins): row
+                for row in rows
+                if (row.professional, row.ins) in wanted
+            }
+
+        found = await locked()
         missing = [key for key in keys if key not in found]
         if missing:
             first: dict[tuple[str, str], datetime | None] = {}
@@ -224,9 +228,7 @@ class Conversations:
                 )
                 .on_conflict_do_nothing()
             )
-            found = {
-                (row.professional, row.ins): row for row in (await tx.conn.execute(query)).all()
-            }
+            found = await locked()
         return {key: conversation_from_row(found[key]) for key in keys}
 
 
@@ -242,6 +244,16 @@ _CHANGED = (
 )
 
 
+#: The group commit's lock of the conversations of some citizens, in id order (``prepared.py``).
+_OF_CITIZENS = Prepared(
+    select(ConversationRow)
+    .where(ConversationRow.ins.in_(bindparam("citizens", expanding=True)))
+    .order_by(ConversationRow.id)
+    .with_for_update()
+)
+#: Its INSERT of the messages' Message-IDs (one already recorded is left as it is).
+_THREADS_SQLITE = Prepared(sqlite_insert(ThreadMessageRow).on_conflict_do_nothing())
+_THREADS_POSTGRESQL = Prepared(postgresql_insert(ThreadMessageRow).on_conflict_do_nothing())
 #: The group commit's UPDATE of the conversations it changed (``prepared.py``).
 _UPDATE_CHANGED = Prepared(
     update(ConversationRow)
