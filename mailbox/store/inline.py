@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -142,8 +143,9 @@ def _ms(seconds: float) -> int:
     return int(seconds * 1000)
 
 
-#: A COMMIT that takes less than this on average runs in the event loop's thread (seconds).
-INLINE_COMMIT_BELOW = 0.002
+#: A COMMIT that takes less than this on average runs in the event loop's thread (seconds): the
+#: interpreter's switch interval, what a worker thread may wait for the GIL to hand it back.
+INLINE_COMMIT_BELOW = sys.getswitchinterval()
 #: Weight of the newest COMMIT in the running average of their durations.
 COMMIT_AVERAGE_WEIGHT = 0.2
 
@@ -152,10 +154,11 @@ class CommitTiming:
     """Where COMMIT runs, from what it costs. Handed to a worker thread, a COMMIT also waits
     for the GIL to come back (up to the interpreter's 5 ms switch interval while the event loop
     runs Python), and the write lock, which the other processes queue for, is held all that
-    time: with an fsync of 0.2 ms (an SSD) the lock was held 6-8 ms per COMMIT. So COMMIT runs
-    in the loop's thread while its running average stays under :data:`INLINE_COMMIT_BELOW`
-    (a slow disk, or a checkpoint, moves it back to a thread after a few slow ones; it starts
-    there, until a first one was timed)."""
+    time: with an fsync of 0.2 ms (an SSD; a COMMIT of a group of deliveries takes 1-2 ms) the
+    lock was held 6-8 ms per COMMIT. So COMMIT runs in the loop's thread while its running
+    average stays under :data:`INLINE_COMMIT_BELOW`, what the thread could have cost (a slow
+    disk, or a checkpoint, moves it back to a thread after a few slow ones; it starts there,
+    until a first one was timed)."""
 
     def __init__(self) -> None:
         self.average: float | None = None

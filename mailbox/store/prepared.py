@@ -35,6 +35,9 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from .inline import InlineConnection
 
+#: Stands for "no default": the caller must give this parameter.
+_REQUIRED = object()
+
 
 class _Compiled:
     """One statement compiled for one dialect: its SQL, how to order and convert the
@@ -61,7 +64,8 @@ class _Compiled:
         for name in compiled.positiontup:
             bind = compiled.binds[name]
             # A value given in the statement (a literal compared to a column) is a default.
-            binds.append((name, bind.effective_value, bind_processors.get(name), bind.expanding))
+            default = _REQUIRED if bind.required else bind.effective_value
+            binds.append((name, default, bind_processors.get(name), bind.expanding))
         self.sql = compiled.string
         self._binds = tuple(binds)
         #: The SQL for each tuple of list lengths of the expanding ``IN`` parameters.
@@ -78,6 +82,8 @@ class _Compiled:
         ordered: list[Any] = []
         for name, default, processor, expanding in self._binds:
             value = values.get(name, default)
+            if value is _REQUIRED:  # as SQLAlchemy refuses it: never a silent NULL
+                raise ValueError(f"a value is required for the parameter {name}")
             if expanding:
                 ordered.extend(processor(item) if processor else item for item in value)
             else:

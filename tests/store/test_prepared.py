@@ -177,3 +177,14 @@ async def test_a_default_computed_per_execution_must_be_given(items_db: Database
     async with items_db.write(quick=True) as conn:
         with pytest.raises(ValueError, match="default"):
             await _INSERT_ITEM.each(conn, [{"name": "no stamp"}])
+
+
+async def test_a_missing_parameter_is_refused_not_sent_as_null(items_db: Database) -> None:
+    async with items_db.write(quick=True) as conn:
+        await conn.execute(text("INSERT INTO items (name, stamp) VALUES ('kept', 's')"))
+        with pytest.raises(ValueError, match="required for the parameter new_name"):
+            await _RENAME_ITEM.many(conn, [{"item_id": 1}])
+        with pytest.raises(ValueError, match="required for the parameter item_id"):
+            await _RENAME_ITEM.many(conn, [{"new_name": "lost"}])
+    async with items_db.read() as conn:
+        assert (await conn.scalar(text("SELECT name FROM items"))) == "kept"
