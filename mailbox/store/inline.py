@@ -5,14 +5,15 @@ thread switches and a wake-up of the event loop per statement. For a lookup by p
 unique index, which SQLite answers in tens of microseconds from the page cache, the hand-offs
 cost more than the query, and under load the threads fight over the GIL (bench/smtp.py: half
 of the process's CPU was the kernel's futex calls). The policy's facts of one recipient are
-five such lookups; :meth:`Database.snapshot` with ``quick=True`` runs them here instead.
+five such lookups; :meth:`Database.snapshot` with ``quick=True`` runs them here instead, on a
+:class:`QuickReaders` connection used without SQLAlchemy (``prepared.py`` runs the lookups).
 
 Quick write transactions (``Database.write(quick=True)``: the group commit of deliveries) run
-their statements here too, but the two statements that may wait go to a worker thread:
-``BEGIN IMMEDIATE`` (another process may hold SQLite's write lock) and ``COMMIT`` (fsync, and
-the WAL checkpoint SQLite may run then). A transaction then holds the write lock for its own
-work only: with aiosqlite, each of its statements also waited for the event loop to come back
-to it, and the other processes waited as long for the lock.
+their statements here too, but what may wait goes to a worker thread: ``BEGIN IMMEDIATE`` when
+another program holds SQLite's write lock, and ``COMMIT`` (fsync, and the WAL checkpoint SQLite
+may run then) once commits have been slow (:class:`CommitTiming`). A transaction then holds the
+write lock for its own work only: with aiosqlite, each of its statements also waited for the
+event loop to come back to it, and the other processes waited as long for the lock.
 
 :func:`connector` makes objects with the part of aiosqlite's ``Connection`` interface that
 SQLAlchemy's ``sqlite+aiosqlite`` dialect uses (coroutines), so the same engine, statements and
