@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -359,6 +360,29 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def ratios(results: list[Result], main_case: str) -> str:
+    """pli's main case over Postfix into its mailboxes, per size: each round's pair (a case
+    and the Postfix case that follows it in the run), then the median."""
+    lines = []
+    for size in sorted({r.size for r in results}):
+        pairs: list[float] = []
+        pending: Result | None = None
+        for result in results:
+            if result.size != size:
+                continue
+            if result.name == main_case:
+                pending = result
+            elif result.name == "postfix (in mailboxes)" and pending is not None and result.rate:
+                pairs.append(pending.rate / result.rate)
+                pending = None
+        if pairs:
+            shown = " ".join(f"{pair:.2f}" for pair in pairs)
+            lines.append(
+                f"pli / Postfix, {size // 1024} KB: {shown} (median {statistics.median(pairs):.2f})"
+            )
+    return "\n".join(lines)
+
+
 async def main(args: argparse.Namespace) -> None:
     sizes = [int(size) for size in args.sizes.split(",")]
     results: list[Result] = []
@@ -371,6 +395,12 @@ async def main(args: argparse.Namespace) -> None:
         if args.processes > 1:
             main_case += f", {args.processes} processes"
             more["PLI_LISTENERS__MTA__PROCESSES"] = str(args.processes)
+        postfix = not args.no_postfix and shutil.which("postfix") and os.geteuid() == 0
+        for _ in range(args.rounds - 1):  # the earlier rounds: the main case and Postfix
+            for size in sizes:
+                results.append(await pli_case(main_case, directory, recipients, size, args, **more))
+            if postfix:
+                results += await postfix_cases(sizes, args)
         for size in sizes:
             results.append(await pli_case(main_case, directory, recipients, size, args, **more))
         if not args.quick:
@@ -405,7 +435,7 @@ async def main(args: argparse.Namespace) -> None:
                     PLI_NOTIFICATIONS__ENABLED="false",
                 )
             )
-        if not args.no_postfix and shutil.which("postfix") and os.geteuid() == 0:
+        if postfix:
             results += await postfix_cases(sizes, args)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -414,6 +444,7 @@ async def main(args: argparse.Namespace) -> None:
         f"{'PostgreSQL' if args.url else 'SQLite'}"
     )
     print(table(results))
+    print(ratios(results, main_case))
     if args.json:
         print(json.dumps([r.__dict__ | {"rate": r.rate} for r in results], default=str))
 
@@ -439,6 +470,13 @@ if __name__ == "__main__":
         default=[],
         metavar="PLI_SECTION__KEY=VALUE",
         help="a setting for the main pli case (repeatable), e.g. PLI_NOTIFICATIONS__ENABLED=false",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the main pli case and Postfix this many times, alternately (this machine's "
+        "speed varies by 20 %% and more from minute to minute: compare pairs, not runs)",
     )
     parser.add_argument("--json", action="store_true")
     asyncio.run(main(parser.parse_args()))
