@@ -33,6 +33,9 @@ class PliProcess:
         )
         self.lines: list[str] = []
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        #: Events :meth:`listening` read past on its way to 'ready': a service may log what a
+        #: test waits for before the server says it is ready (the notifier's first e-mail).
+        self._before_ready: list[dict[str, Any]] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -49,7 +52,12 @@ class PliProcess:
         self._events.put(None)
 
     def wait_for(self, event_name: str, timeout: float = 30.0) -> dict[str, Any]:
-        """The next log event of that name; fails if the process ends or the time runs out."""
+        """The next log event of that name (one logged before 'ready' included); fails if the
+        process ends or the time runs out."""
+        for index, event in enumerate(self._before_ready):
+            if event.get("event") == event_name:
+                del self._before_ready[: index + 1]
+                return event
         while True:
             try:
                 event = self._events.get(timeout=timeout)
@@ -66,19 +74,21 @@ class PliProcess:
         """Service name → (host, port), read from the 'listening' events up to 'ready'."""
         found: dict[str, tuple[str, int]] = {}
         while True:
-            event = self._next_of({"listening", "ready"})
+            event = self._next_of({"listening", "ready"}, keep_others=True)
             if event["event"] == "ready":
                 return found
             host, _, port = event["address"].rpartition(":")
             found[event["service"]] = (host.strip("[]"), int(port))
 
-    def _next_of(self, names: set[str]) -> dict[str, Any]:
+    def _next_of(self, names: set[str], *, keep_others: bool = False) -> dict[str, Any]:
         while True:
             event = self._events.get(timeout=30)
             if event is None:
                 raise AssertionError(f"process ended early:\n{self.output}")
             if event.get("event") in names:
                 return event
+            if keep_others:
+                self._before_ready.append(event)
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
         self.process.send_signal(signum)
