@@ -4,9 +4,9 @@ SQLAlchemy's execution path (the execution context, the cursor adapter, the resu
 its rows, the compiled-cache lookup) costs 100-300 µs per statement here; SQLite answers a
 lookup by primary key or unique index from its page cache in 10-15. The policy's facts read
 five rows at every RCPT (bench/smtp.py: statements were half of the event loop's time), so
-those statements are :class:`Prepared`: compiled for the connection's dialect at their first
-use, and, inside a quick SQLite transaction (``inline.py``, whose connections live in the event
-loop's thread), executed directly on its ``sqlite3`` connection. The rows come back as named
+those statements are :class:`Prepared`: compiled for SQLite at their first use, and, inside
+a quick SQLite transaction (``inline.py``, whose connections live in the event loop's thread),
+executed directly on its ``sqlite3`` connection. The rows come back as named
 tuples carrying the same values SQLAlchemy would give (its result processors are applied: a
 ``UtcDateTime`` is an aware ``datetime``, a ``Boolean`` a ``bool``), so the store's
 ``…_from_row`` functions read both kinds alike.
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import namedtuple
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Executable
@@ -126,26 +126,24 @@ class Prepared:
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._compiled: dict[tuple[Dialect, tuple[str, ...] | None], _Compiled] = {}
+        #: Compiled for the driver, per set of columns given to an INSERT or UPDATE (None: any).
+        self._compiled: dict[tuple[str, ...] | None, _Compiled] = {}
 
     async def first(self, conn: AsyncConnection | sqlite3.Connection, **values: Any) -> Any:
-        if isinstance(conn, AsyncConnection):
-            driver = _inline_driver(conn)
-            if driver is None:
-                return (await conn.execute(self.statement, values)).first()
-            conn = driver
-        compiled = self._for(_SQLITE)
-        rows = _run(conn, compiled, values, one=True)
-        return compiled.row(rows[0]) if rows else None
+        driver = _driver(conn)
+        if driver is None:
+            return (await cast(AsyncConnection, conn).execute(self.statement, values)).first()
+        compiled = self._for(None)
+        raw = _run(driver, compiled, values, sqlite3.Cursor.fetchone)
+        return compiled.row(raw) if raw is not None else None
 
     async def all(self, conn: AsyncConnection | sqlite3.Connection, **values: Any) -> list[Any]:
-        if isinstance(conn, AsyncConnection):
-            driver = _inline_driver(conn)
-            if driver is None:
-                return list((await conn.execute(self.statement, values)).all())
-            conn = driver
-        compiled = self._for(_SQLITE)
-        return [compiled.row(raw) for raw in _run(conn, compiled, values, one=False)]
+        driver = _driver(conn)
+        if driver is None:
+            return list((await cast(AsyncConnection, conn).execute(self.statement, values)).all())
+        compiled = self._for(None)
+        raws = _run(driver, compiled, values, sqlite3.Cursor.fetchall)
+        return [compiled.row(raw) for raw in raws]
 
     async def each(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> list[Any]:
         """An INSERT … RETURNING of many rows (each a dict with the same keys): the row it
@@ -155,26 +153,24 @@ class Prepared:
         ``returning(…, sort_by_parameter_order=True)``."""
         if not rows:
             return []
-        driver = _inline_driver(conn)
+        driver = _driver(conn)
         if driver is None:
             return list((await conn.execute(self.statement, list(rows))).all())
-        compiled = self._for(_SQLITE, tuple(rows[0]))
-        returned = []
-        for values in rows:
-            (raw,) = _run(driver, compiled, values, one=True)
-            returned.append(compiled.row(raw))
-        return returned
+        compiled = self._for(tuple(rows[0]))
+        return [
+            compiled.row(_run(driver, compiled, values, sqlite3.Cursor.fetchone)) for values in rows
+        ]
 
     async def many(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
         """The statement (an UPDATE or INSERT without RETURNING) once per parameter set of
         ``rows`` (dicts with the same keys): the driver's ``executemany``, else SQLAlchemy's."""
         if not rows:
             return
-        driver = _inline_driver(conn)
+        driver = _driver(conn)
         if driver is None:
             await conn.execute(self.statement, list(rows))
             return
-        compiled = self._for(_SQLITE, tuple(rows[0]))
+        compiled = self._for(tuple(rows[0]))
         if compiled.statement(rows[0]) != compiled.sql:
             raise ValueError("an expanding parameter cannot be executed many times")
         parameters = [compiled.parameters(values) for values in rows]
@@ -183,11 +179,10 @@ class Prepared:
         except sqlite3.Error as error:
             raise driver_error(compiled.sql, parameters[0], error) from error
 
-    def _for(self, dialect: Dialect, keys: tuple[str, ...] | None = None) -> _Compiled:
-        """Compiled for ``dialect``; ``keys``: the columns an INSERT or UPDATE is given."""
-        compiled = self._compiled.get((dialect, keys))
+    def _for(self, keys: tuple[str, ...] | None) -> _Compiled:
+        compiled = self._compiled.get(keys)
         if compiled is None:
-            compiled = self._compiled[dialect, keys] = _Compiled(self.statement, dialect, keys)
+            compiled = self._compiled[keys] = _Compiled(self.statement, _SQLITE, keys)
         return compiled
 
 
@@ -197,16 +192,19 @@ _SQLITE: Dialect = sqlite_aiosqlite.dialect()
 
 
 def _run(
-    driver: sqlite3.Connection, compiled: _Compiled, values: dict[str, Any], *, one: bool
-) -> list[Any]:
-    """The statement's raw rows (a driver error raised as SQLAlchemy's: :func:`driver_error`)."""
+    driver: sqlite3.Connection,
+    compiled: _Compiled,
+    values: dict[str, Any],
+    fetch: Callable[[sqlite3.Cursor], Any],
+) -> Any:
+    """What ``fetch`` reads of the statement's cursor (a driver error raised as SQLAlchemy's:
+    :func:`driver_error`)."""
     parameters = compiled.parameters(values)
     sql = compiled.statement(values)
     try:
         cursor = driver.execute(sql, parameters)
         try:
-            raw = cursor.fetchone() if one else None
-            return ([raw] if raw is not None else []) if one else cursor.fetchall()
+            return fetch(cursor)
         finally:
             cursor.close()
     except sqlite3.Error as error:
@@ -219,9 +217,12 @@ def driver_error(sql: str, parameters: Sequence[Any], error: sqlite3.Error) -> S
     return DBAPIError.instance(sql, parameters, error, sqlite3.Error)
 
 
-def _inline_driver(conn: AsyncConnection) -> sqlite3.Connection | None:
-    """The sqlite3 connection under ``conn`` when it is one of ``inline.py``'s (its statements
-    may run here, in the loop's thread), else None."""
+def _driver(conn: AsyncConnection | sqlite3.Connection) -> sqlite3.Connection | None:
+    """The sqlite3 connection to run on: a quick reader's itself, the one under an
+    ``inline.py`` connection (its statements may run here, in the loop's thread); else None
+    (SQLAlchemy runs the statement)."""
+    if isinstance(conn, sqlite3.Connection):
+        return conn
     driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
     if isinstance(driver, InlineConnection):
         return driver.raw
