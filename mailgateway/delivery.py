@@ -140,6 +140,7 @@ class LocalDelivery:
 
     async def _commit(self, batch: list[DeliveryJob], *, alone: bool = False) -> None:
         try:
+            await self._settle(batch)  # outside the write lock
             async with self.store.transaction(quick=True) as tx:
                 results = await self._write(batch, tx)
         except Exception as error:
@@ -154,6 +155,13 @@ class LocalDelivery:
         for job, delivered in zip(batch, results, strict=True):
             if not job.done.done():
                 job.done.set_result(delivered)
+
+    async def _settle(self, batch: Sequence[DeliveryJob]) -> None:
+        """Make the batch's files' names durable at once (``Messages.settle``)."""
+        pending = [(job, job.prepared) for job in batch if job.prepared is not None]
+        settled = await self.store.messages.settle([prepared for _, prepared in pending])
+        for (job, _), prepared in zip(pending, settled, strict=True):
+            job.prepared = prepared
 
     async def _write(self, batch: Sequence[DeliveryJob], tx: Transaction) -> list[list[Delivered]]:
         """Every job of ``batch`` in ``tx``, in a number of statements that does not grow with

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import gc
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -133,10 +133,12 @@ def gc_paused() -> Iterator[None]:
 
 @dataclass(frozen=True, slots=True)
 class PreparedMessage:
-    """A message whose file is written and whose parse cache is computed (:meth:`prepare`)."""
+    """A message whose file is written and whose parse cache is computed (:meth:`prepare`);
+    ``settled``: its file's name is durable too (:meth:`Messages.settle`)."""
 
     blob_id: str
     cache: MessageCache
+    settled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,10 +213,18 @@ class Messages:
 
     async def prepare(self, raw: bytes) -> PreparedMessage:
         """Write the message's file and parse it, outside any transaction, for a later
-        :meth:`deliver` (group commit: many files fsynced in parallel, then one COMMIT). A
-        prepared message never delivered leaves a file the sweep removes."""
+        :meth:`deliver` (group commit: many files fsynced in parallel, their directories once
+        by :meth:`settle`, then one COMMIT). A prepared message never delivered leaves a file
+        the sweep removes."""
         cache = await self.parse(raw)
-        return PreparedMessage(await self.store.blobs.put(raw), cache)
+        return PreparedMessage(await self.store.blobs.put(raw, sync_directory=False), cache)
+
+    async def settle(self, prepared: Sequence[PreparedMessage]) -> list[PreparedMessage]:
+        """The prepared messages with their files' names made durable (one fsync per
+        directory for them all): before the transaction that files them, whose COMMIT must not
+        refer to a file a crash could lose. :meth:`deliver_many` settles what is not yet."""
+        await self.store.blobs.sync_directories(p.blob_id for p in prepared if not p.settled)
+        return [p if p.settled else replace(p, settled=True) for p in prepared]
 
     async def deliver(
         self,
@@ -249,6 +259,8 @@ class Messages:
             else await self.parse(message.raw)
             for message in messages
         ]
+        unsettled = [m.prepared for m in messages if m.prepared and not m.prepared.settled]
+        await self.settle(unsettled)
         blob_ids: list[str] = []
         registered = False
         try:

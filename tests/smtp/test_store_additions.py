@@ -7,11 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from plitest.store import build_message, demo, open_test_store
 
-from pli.mailbox.store import DeliveryTarget
+from pli.mailbox.store import DeliveryTarget, blobs
 from pli.mailbox.store.audit import AuditEntry
 from pli.mailbox.store.demo import PHARMACY_ADDRESS, PHARMACY_STRUCTURE
+from pli.mailbox.store.messages import NewMessage
 
 
 async def test_a_prepared_message_is_delivered_without_writing_it_again(
@@ -29,6 +31,37 @@ async def test_a_prepared_message_is_delivered_without_writing_it_again(
         assert delivered.blob_id == prepared.blob_id
         assert {blob for blob, _ in store.blobs.list()} == before  # no second file
         assert await store.messages.read(delivered.folder_id, delivered.uid) == raw
+
+
+async def test_prepared_files_get_their_names_made_durable_once_per_directory_when_filed(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[Path] = []
+    fsync_directory = blobs._fsync_directory
+
+    def recorded(path: Path) -> None:
+        synced.append(path)
+        fsync_directory(path)
+
+    monkeypatch.setattr(blobs, "_fsync_directory", recorded)
+    async with open_test_store(database_url, tmp_path, fsync=True) as store:
+        accounts = await demo(store)
+        raws = [build_message(subject=f"lot {index}") for index in range(6)]
+        prepared = [await store.messages.prepare(raw) for raw in raws]
+        directories = {store.blobs.path(p.blob_id).parent for p in prepared}
+        assert not directories & set(synced)  # the file is durable, its name not yet
+        synced.clear()
+        await store.messages.deliver_many(
+            [
+                NewMessage(raw, [DeliveryTarget(accounts.child.id)], prepared=p)
+                for raw, p in zip(raws, prepared, strict=True)
+            ]
+        )
+        assert sorted(synced) == sorted(directories)  # before filing, once per directory
+        settled = await store.messages.settle(prepared)
+        assert all(p.settled for p in settled)
+        synced.clear()
+        assert await store.messages.settle(settled) == settled and synced == []
 
 
 async def test_a_snapshot_shares_one_read_transaction(database_url: str, tmp_path: Path) -> None:
