@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from .addresses import parse_address_list
-from .envelope import Envelope, build_envelope
+from .envelope import Envelope, build_envelope, envelope_field
 from .headers import parse_header
 from .params import display_filename, param
 from .structure import Part, iter_parts, parse_structure
@@ -74,24 +74,23 @@ def parse_message(raw: bytes) -> MessageCache:
         decoded = decode_header_text(header.first(name)) or ""
         return decoded[:MAX_SEARCH_CHARS].lower()
 
-    def addresses(name: str) -> str:
-        """The header's text, then each address as ``name <mailbox@host>``: a search for
-        ``user@domain`` finds ``<user (comment)@ domain>`` too (Dovecot searches the parsed
-        addresses)."""
-        parsed = parse_address_list(header.first(name)) or []
+    def addresses(name: str, parsed: list[Any] | None) -> str:
+        """The header's text, then each address as ``name <mailbox@host>`` (``parsed``: the
+        envelope's list of the field): a search for ``user@domain`` finds ``<user (comment)@
+        domain>`` too (Dovecot searches the parsed addresses)."""
         normal = " ".join(
             f"{decode_header_text(display) or ''} <{mailbox}@{host}>"
-            for display, _, mailbox, host in parsed
+            for display, _, mailbox, host in parsed or ()
             if mailbox is not None and host is not None
         )
         return (text(name) + "\n" + normal.lower())[:MAX_SEARCH_CHARS] if normal else text(name)
 
     search = SearchFields(
         subject=text("subject"),
-        from_=addresses("from"),
-        to=addresses("to"),
-        cc=addresses("cc"),
-        bcc=addresses("bcc"),
+        from_=addresses("from", envelope_field(envelope, "from")),
+        to=addresses("to", envelope_field(envelope, "to")),
+        cc=addresses("cc", envelope_field(envelope, "cc")),
+        bcc=addresses("bcc", envelope_field(envelope, "bcc")),
         message_id=(message_ids(header.first("message-id")) or [""])[0],
         in_reply_to=(message_ids(header.first("in-reply-to")) or [""])[0],
         references=tuple(_trim(message_ids(header.first("references")))),

@@ -69,7 +69,9 @@ def parse_header(raw: bytes, start: int = 0, end: int | None = None) -> HeaderSe
         count += 1
         if count > MAX_HEADER_FIELDS:
             break
-        value = _FOLD.sub("", value).strip(" \t\r\n")
+        if "\n" in value:
+            value = _FOLD.sub("", value)
+        value = value.strip(" \t\r\n")
         fields.setdefault(name.lower(), []).append(value[:MAX_FIELD_CHARS])
     return HeaderSection(start, body_start, fields)
 

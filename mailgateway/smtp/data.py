@@ -83,7 +83,9 @@ class DataReceiver:
         crlf = content.count(b"\r\n")
         if content.count(b"\n") != crlf or content.count(b"\r") != crlf:
             self._refuse(BARE_LINE_END)
-        elif _LONG_LINE.search(content):
+        elif max(map(len, content.split(b"\r\n"))) > limits.TEXT_LINE and _LONG_LINE.search(
+            content
+        ):  # the regular expression tries every offset: only when a line may be too long
             self._refuse(DATA_LINE_TOO_LONG)
         unstuffed = content.replace(b"\r\n.", b"\r\n")
         if not self._mid_line and unstuffed.startswith(b"."):

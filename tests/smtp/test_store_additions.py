@@ -36,19 +36,20 @@ async def test_a_prepared_message_is_delivered_without_writing_it_again(
 async def test_prepared_files_get_their_names_made_durable_once_per_directory_when_filed(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    synced: list[Path] = []
+    synced: list[str] = []
     fsync_directory = blobs._fsync_directory
 
-    def recorded(path: Path) -> None:
+    def recorded(path: str) -> None:
         synced.append(path)
         fsync_directory(path)
 
     monkeypatch.setattr(blobs, "_fsync_directory", recorded)
     async with open_test_store(database_url, tmp_path, fsync=True) as store:
-        accounts = await demo(store)
+        accounts = await demo(store)  # its messages are filed one by one: synced at once
+        synced.clear()
         raws = [build_message(subject=f"lot {index}") for index in range(6)]
         prepared = [await store.messages.prepare(raw) for raw in raws]
-        directories = {store.blobs.path(p.blob_id).parent for p in prepared}
+        directories = {str(store.blobs.path(p.blob_id).parent) for p in prepared}
         assert not directories & set(synced)  # the file is durable, its name not yet
         synced.clear()
         await store.messages.deliver_many(
