@@ -155,20 +155,29 @@ class Database:
     async def first(self, prepared: Prepared, **values: Any) -> Any:
         """The first row of a prepared lookup, or None: in the current snapshot, else in a
         quick one of its own."""
-        async with self._prepared_on() as conn:
-            return await prepared.first(conn, **values)
+        shared = self._shared()
+        if shared is not None:  # the common case, without entering a context manager
+            return await prepared.first(shared, **values)
+        async with self.snapshot(quick=True):
+            return await prepared.first(self._in_snapshot(), **values)
 
     async def all(self, prepared: Prepared, **values: Any) -> list[Any]:
         """Every row of a prepared lookup (as :meth:`first`)."""
-        async with self._prepared_on() as conn:
-            return await prepared.all(conn, **values)
-
-    @contextlib.asynccontextmanager
-    async def _prepared_on(self) -> AsyncIterator[AsyncConnection | sqlite3.Connection]:
+        shared = self._shared()
+        if shared is not None:
+            return await prepared.all(shared, **values)
         async with self.snapshot(quick=True):
-            shared = _SNAPSHOT.get()
-            assert shared is not None
-            yield shared[1]
+            return await prepared.all(self._in_snapshot(), **values)
+
+    def _shared(self) -> AsyncConnection | sqlite3.Connection | None:
+        """The connection of this task's snapshot of this database, if it is in one."""
+        shared = _SNAPSHOT.get()
+        return shared[1] if shared is not None and shared[0] is self else None
+
+    def _in_snapshot(self) -> AsyncConnection | sqlite3.Connection:
+        shared = self._shared()
+        assert shared is not None
+        return shared
 
     @contextlib.asynccontextmanager
     async def snapshot(self, *, quick: bool = False) -> AsyncIterator[None]:

@@ -43,7 +43,7 @@ class _Compiled:
     """One statement compiled for one dialect: its SQL, how to order and convert the
     parameters, and how to build and convert the rows."""
 
-    __slots__ = ("_binds", "_expanded", "_processors", "_row", "sql")
+    __slots__ = ("_binds", "_expanded", "_expanding", "_processors", "_row", "sql")
 
     def __init__(
         self, statement: Executable, dialect: Dialect, keys: tuple[str, ...] | None
@@ -68,6 +68,7 @@ class _Compiled:
             binds.append((name, default, bind_processors.get(name), bind.expanding))
         self.sql = compiled.string
         self._binds = tuple(binds)
+        self._expanding = tuple(name for name, _, _, expanding in binds if expanding)
         #: The SQL for each tuple of list lengths of the expanding ``IN`` parameters.
         self._expanded: dict[tuple[int, ...], str] = {}
         columns = compiled._result_columns or []
@@ -93,14 +94,13 @@ class _Compiled:
     def statement(self, values: dict[str, Any]) -> str:
         """The SQL for these values: an expanding ``IN`` parameter becomes one placeholder per
         item of its list (which must not be empty: SQLAlchemy renders an empty one otherwise)."""
-        lengths = tuple(len(values[name]) for name, _, _, expanding in self._binds if expanding)
-        if not lengths:
+        if not self._expanding:
             return self.sql
+        lengths = tuple(len(values[name]) for name in self._expanding)
         sql = self._expanded.get(lengths)
         if sql is None:
             sql = self.sql
-            expanding = [name for name, _, _, is_expanding in self._binds if is_expanding]
-            for name, length in zip(expanding, lengths, strict=True):
+            for name, length in zip(self._expanding, lengths, strict=True):
                 if length == 0:
                     raise ValueError(f"an empty list for {name}: nothing can match")
                 sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join("?" * length))
