@@ -153,10 +153,26 @@ def _mailbox(tokens: list[Token]) -> Address | None:
     return [name, None, mailbox, host]
 
 
+# The shapes nearly every header has, read without tokenizing (what the tokenizer would give:
+# tests/store/test_mime.py checks it): ``local@host`` and ``Display Name <local@host>`` of atoms.
+_ATOM = r"[^ \t\r\n<>,:;@\"()\\]+"
+_BARE = re.compile(rf"[ \t]*({_ATOM})@({_ATOM})[ \t]*")
+_NAMED = re.compile(rf"[ \t]*((?:{_ATOM}[ \t]+)*{_ATOM})[ \t]*<({_ATOM})@({_ATOM})>[ \t]*")
+
+
 def parse_address_list(text: str | None) -> list[Address] | None:
     """The IMAP address list of a header value; None when the header is absent or holds none."""
     if text is None:
         return None
+    if bare := _BARE.fullmatch(text):
+        return [[None, None, bare[1], bare[2]]]
+    if named := _NAMED.fullmatch(text):
+        return [[" ".join(named[1].split()), None, named[2], named[3]]]
+    return parse_tokens(text)
+
+
+def parse_tokens(text: str) -> list[Address] | None:
+    """:func:`parse_address_list` of any value, by its tokens."""
     tokens = tokenize(text)
     result: list[Address] = []
     current: list[Token] = []

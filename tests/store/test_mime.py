@@ -6,11 +6,12 @@ import email
 import email.policy
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plitest.store import build_message
 
-from pli.mailbox.mime.addresses import MAX_ADDRESSES, parse_address_list
+from pli.mailbox.mime.addresses import MAX_ADDRESSES, parse_address_list, parse_tokens
 from pli.mailbox.mime.cache import MAX_REFERENCES, attachments, message_ids, parse_message
 from pli.mailbox.mime.headers import MAX_FIELD_CHARS, MAX_HEADER_FIELDS, parse_header
 from pli.mailbox.mime.structure import MAX_MIME_DEPTH, iter_parts, parse_structure
@@ -251,6 +252,31 @@ def test_address_lists_never_raise_and_groups_balance(text: str) -> None:
         else:
             assert address[2]
     assert depth == 0
+
+
+# Header values made of what the shortcuts of parse_address_list read, and what breaks them.
+_address_like = st.text(alphabet=' \tab.Z9_-+@<>"(),:;\\é', max_size=40)
+
+
+@settings(max_examples=500)
+@given(st.one_of(_address_like, st.text(max_size=60)))
+def test_address_lists_read_by_the_shortcuts_are_read_as_by_the_tokens(text: str) -> None:
+    assert parse_address_list(text) == parse_tokens(text)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("dr.martin@hopital.mssante.fr", [[None, None, "dr.martin", "hopital.mssante.fr"]]),
+        (" Jean  Dupont\t<j.d@x.fr> ", [["Jean Dupont", None, "j.d", "x.fr"]]),
+        (
+            "=?utf-8?q?J=C3=A9r=C3=B4me?= <j@x.fr>",
+            [["=?utf-8?q?J=C3=A9r=C3=B4me?=", None, "j", "x.fr"]],
+        ),
+    ],
+)
+def test_the_common_address_shapes(value: str, expected: list[list[str | None]]) -> None:
+    assert parse_address_list(value) == expected == parse_tokens(value)
 
 
 def test_text_codec_falls_back_to_utf8_for_what_is_not_a_text_encoding() -> None:
