@@ -108,8 +108,9 @@ class LocalDelivery:
         """Deliver ``job``; returns after COMMIT (raises if the delivery failed)."""
         if self._task is None:  # not started (tools, tests): one transaction of its own
             job.prepared = await self.store.messages.prepare(job.stored)
+            plan = _plan([job])
             async with self.store.transaction() as tx:
-                return (await self._write([job], tx))[0]
+                return (await self._write(plan, tx))[0]
         job.prepared = await self.store.messages.prepare(job.stored)
         job.done.add_done_callback(_retrieve)
         await self._queue.put(job)
@@ -140,9 +141,10 @@ class LocalDelivery:
 
     async def _commit(self, batch: list[DeliveryJob], *, alone: bool = False) -> None:
         try:
-            await self._settle(batch)  # outside the write lock
+            await self._settle(batch)  # outside the write lock, as the plan
+            plan = _plan(batch)
             async with self.store.transaction(quick=True) as tx:
-                results = await self._write(batch, tx)
+                results = await self._write(plan, tx)
         except Exception as error:
             if alone:
                 _fail(batch[0], error)
@@ -163,49 +165,63 @@ class LocalDelivery:
         for (job, _), prepared in zip(pending, settled, strict=True):
             job.prepared = prepared
 
-    async def _write(self, batch: Sequence[DeliveryJob], tx: Transaction) -> list[list[Delivered]]:
-        """Every job of ``batch`` in ``tx``, in a number of statements that does not grow with
+    async def _write(self, plan: _Plan, tx: Transaction) -> list[list[Delivered]]:
+        """Every job of a batch in ``tx``, in a number of statements that does not grow with
         the batch: the rows of all messages (``deliver_many``), the conversation effects of all
         (``record_many``, in order), each job's extra work, the audit records (one lock of the
         chain)."""
-        delivered = await self.store.messages.deliver_many(
-            [
-                NewMessage(
-                    job.stored,
-                    [DeliveryTarget(copy.account_id, copy.folder) for copy in job.copies],
-                    prepared=job.prepared,
-                )
-                for job in batch
-            ],
-            tx=tx,
-        )
-        entries: list[AuditEntry] = []
-        effects: list[ConversationChange] = []
-        for job in batch:
-            for copy in job.copies:
-                if copy.facts is not None and copy.decision is not None:
-                    effects += changes(copy.facts, copy.decision)
-                    result = " ".join(
-                        f"{k}={v}" for k, v in audit_fields(copy.facts, copy.decision).items() if v
-                    )
-                else:
-                    result = "delivered"
-                entries.append(
-                    AuditEntry(
-                        job.actor,
-                        job.action,
-                        mailbox=copy.address,
-                        acting_for=job.acting_for,
-                        request=job.request,
-                        result=result,
-                    )
-                )
-        await self.store.conversations.record_many(effects, tx=tx)  # in the batch's order
-        for job in batch:
-            if job.also is not None:
-                await job.also(tx)
-        await self.store.audit.record_many(entries, tx=tx)
+        delivered = await self.store.messages.deliver_many(plan.messages, tx=tx)
+        await self.store.conversations.record_many(plan.effects, tx=tx)  # in the batch's order
+        for also in plan.also:
+            await also(tx)
+        await self.store.audit.record_many(plan.entries, tx=tx)
         return delivered
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a batch writes, computed before its transaction (whose lock the other writers
+    wait for): the messages, the conversation changes and audit records in order, the jobs'
+    extra work."""
+
+    messages: list[NewMessage]
+    effects: list[ConversationChange]
+    entries: list[AuditEntry]
+    also: list[Callable[[Transaction], Awaitable[None]]]
+
+
+def _plan(batch: Sequence[DeliveryJob]) -> _Plan:
+    messages = [
+        NewMessage(
+            job.stored,
+            [DeliveryTarget(copy.account_id, copy.folder) for copy in job.copies],
+            prepared=job.prepared,
+        )
+        for job in batch
+    ]
+    entries: list[AuditEntry] = []
+    effects: list[ConversationChange] = []
+    for job in batch:
+        for copy in job.copies:
+            if copy.facts is not None and copy.decision is not None:
+                effects += changes(copy.facts, copy.decision)
+                result = " ".join(
+                    f"{k}={v}" for k, v in audit_fields(copy.facts, copy.decision).items() if v
+                )
+            else:
+                result = "delivered"
+            entries.append(
+                AuditEntry(
+                    job.actor,
+                    job.action,
+                    mailbox=copy.address,
+                    acting_for=job.acting_for,
+                    request=job.request,
+                    result=result,
+                )
+            )
+    also = [job.also for job in batch if job.also is not None]
+    return _Plan(messages, effects, entries, also)
 
 
 def _fail(job: DeliveryJob, error: Exception) -> None:

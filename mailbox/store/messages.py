@@ -133,11 +133,13 @@ def gc_paused() -> Iterator[None]:
 
 @dataclass(frozen=True, slots=True)
 class PreparedMessage:
-    """A message whose file is written and whose parse cache is computed (:meth:`prepare`);
-    ``settled``: its file's name is durable too (:meth:`Messages.settle`)."""
+    """A message whose file is written and whose parse cache is computed (:meth:`prepare`):
+    ``values``, the cache's columns (:func:`cache_values`, computed before the transaction, whose
+    write lock the other writers wait for); ``settled``: its file's name is durable too
+    (:meth:`Messages.settle`)."""
 
     blob_id: str
-    cache: MessageCache
+    values: dict[str, Any]
     settled: bool = False
 
 
@@ -164,12 +166,13 @@ class NewMessage:
 
 @dataclass(frozen=True, slots=True)
 class _Filed:
-    """A message about to get its rows: file, size, internal date, cache, folder → targets."""
+    """A message about to get its rows: file, size, internal date, the cache's columns,
+    folder → targets."""
 
     blob_id: str
     size: int
     internal_date: int
-    cache: MessageCache
+    values: dict[str, Any]
     folders: dict[int, list[DeliveryTarget]]
 
 
@@ -217,7 +220,8 @@ class Messages:
         by :meth:`settle`, then one COMMIT). A prepared message never delivered leaves a file
         the sweep removes."""
         cache = await self.parse(raw)
-        return PreparedMessage(await self.store.blobs.put(raw, sync_directory=False), cache)
+        values = cache_values(cache)
+        return PreparedMessage(await self.store.blobs.put(raw, sync_directory=False), values)
 
     async def settle(self, prepared: Sequence[PreparedMessage]) -> list[PreparedMessage]:
         """The prepared messages with their files' names made durable (one fsync per
@@ -253,10 +257,10 @@ class Messages:
                 raise InvalidRequest("no recipient")
             for target in message.targets:
                 normalise(target.flags)
-        caches = [
-            message.prepared.cache
+        values = [
+            message.prepared.values
             if message.prepared is not None
-            else await self.parse(message.raw)
+            else cache_values(await self.parse(message.raw))
             for message in messages
         ]
         unsettled = [m.prepared for m in messages if m.prepared and not m.prepared.settled]
@@ -276,9 +280,9 @@ class Messages:
                 registered = True
                 folders = await self._resolve_many(tx, [m.targets for m in messages])
                 filed = [
-                    _Filed(blob_id, len(m.raw), _epoch(m.internal_date), cache, by_folder)
-                    for m, blob_id, cache, by_folder in zip(
-                        messages, blob_ids, caches, folders, strict=True
+                    _Filed(blob_id, len(m.raw), _epoch(m.internal_date), columns, by_folder)
+                    for m, blob_id, columns, by_folder in zip(
+                        messages, blob_ids, values, folders, strict=True
                     )
                 ]
                 return await self._file(tx, filed)
@@ -298,7 +302,7 @@ class Messages:
     ) -> Delivered:
         """IMAP APPEND (RFC 9051 §6.3.12); the result gives APPENDUID (RFC 4315 §3)."""
         normalise(flags)  # refuse bad flags before writing anything
-        cache = await self.parse(raw)
+        values = cache_values(await self.parse(raw))
         target = DeliveryTarget(0, flags=tuple(flags))
         blob_id = await self.store.blobs.put(raw)
         registered = False
@@ -307,7 +311,7 @@ class Messages:
                 tx.blobs.append(blob_id)
                 registered = True
                 filed = _Filed(
-                    blob_id, len(raw), _epoch(internal_date), cache, {folder_id: [target]}
+                    blob_id, len(raw), _epoch(internal_date), values, {folder_id: [target]}
                 )
                 return (await self._file(tx, [filed]))[0][0]
         except BaseException:
@@ -324,7 +328,7 @@ class Messages:
                 "blob_id": message.blob_id,
                 "size": message.size,
                 "internal_date": message.internal_date,
-                **cache_values(message.cache),
+                **message.values,
             }
             for folder_id in sorted(message.folders):
                 flags: list[str] = []
