@@ -142,8 +142,9 @@ async def test_another_program_holding_the_lock_is_waited_for_off_the_loop(
         assert (await conn.scalars(text("SELECT name FROM items"))).all() == ["after"]
 
 
+@pytest.mark.parametrize("quick", [True, False])
 async def test_another_programs_lock_past_the_busy_timeout_is_database_locked(
-    tmp_path: Path,
+    tmp_path: Path, quick: bool
 ) -> None:
     path = tmp_path / "store.sqlite3"
     db = Database.open(f"sqlite:///{path}", busy_timeout=0.3)
@@ -153,7 +154,7 @@ async def test_another_programs_lock_past_the_busy_timeout_is_database_locked(
     other.execute("BEGIN IMMEDIATE")
     try:
         with pytest.raises(OperationalError, match="database is locked"):
-            async with db.write(quick=True) as conn:
+            async with db.write(quick=quick) as conn:
                 await conn.execute(text("INSERT INTO items DEFAULT VALUES"))
     finally:
         other.execute("ROLLBACK")
