@@ -121,16 +121,9 @@ class LocalDelivery:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            if self.window > 0:
-                deadline = asyncio.get_running_loop().time() + self.window
-                while len(batch) < self.batch_size:
-                    timeout = deadline - asyncio.get_running_loop().time()
-                    if timeout <= 0:
-                        break
-                    try:
-                        batch.append(await asyncio.wait_for(self._queue.get(), timeout))
-                    except TimeoutError:
-                        break
+            if self.window > 0 and self._queue.qsize() < self.batch_size - 1:
+                # One timer for the batch (a wait_for per message made a task and a timer each).
+                await asyncio.sleep(self.window)
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
