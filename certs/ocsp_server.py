@@ -66,6 +66,10 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: the tests count requests instead of reading a log."""
 
 
+#: How often the waiting main thread wakes to run signal handlers (seconds).
+WAKE_INTERVAL = 0.5
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -99,8 +103,11 @@ class OcspServer:
         return self
 
     def wait(self) -> None:
-        """Block until the responder stops (`pli pki ocsp serve`)."""
-        self._thread.join()
+        """Block until the responder stops (`pli pki ocsp serve`). Wakes twice a second: Linux
+        may deliver Ctrl-C's SIGINT to the server's thread, and a main thread blocked in a bare
+        ``join()`` would then never run Python's handler (the command hung, seen in CI)."""
+        while self._thread.is_alive():
+            self._thread.join(WAKE_INTERVAL)
 
     def stop(self) -> None:
         self._server.shutdown()
