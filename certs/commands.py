@@ -7,6 +7,7 @@ success, 1 when the operation is refused (with the reason on stderr), 2 for a ba
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -319,13 +320,8 @@ def pki_ocsp_serve(config: Path | None, host: str, port: int) -> None:
     except (PkiError, OSError) as error:
         fail(f"cannot start the responder: {error}")
     click.echo(f"OCSP responder on {server.url}")
-    server.start()
-    try:
-        server.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve()
 
 
 # -- pli whitelist -----------------------------------------------------------------------------

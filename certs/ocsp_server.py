@@ -66,10 +66,6 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: the tests count requests instead of reading a log."""
 
 
-#: How often the waiting main thread wakes to run signal handlers (seconds).
-WAKE_INTERVAL = 0.5
-
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -102,12 +98,14 @@ class OcspServer:
         self._thread.start()
         return self
 
-    def wait(self) -> None:
-        """Block until the responder stops (`pli pki ocsp serve`). Wakes twice a second: Linux
-        may deliver Ctrl-C's SIGINT to the server's thread, and a main thread blocked in a bare
-        ``join()`` would then never run Python's handler (the command hung, seen in CI)."""
-        while self._thread.is_alive():
-            self._thread.join(WAKE_INTERVAL)
+    def serve(self) -> None:
+        """Serve in the calling thread until interrupted (`pli pki ocsp serve`): Ctrl-C raises
+        KeyboardInterrupt here, in the main thread's select. (A main thread blocked joining a
+        server thread missed the signal: the command hung, seen twice in one CI run.)"""
+        try:
+            self._server.serve_forever()
+        finally:
+            self._server.server_close()
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -330,7 +330,12 @@ def test_the_ocsp_responder_command_answers_until_interrupted(data_dir: Path) ->
         )
         assert answer.status == "good"
         responder.send_signal(signal.SIGINT)
-        assert responder.wait(timeout=30) == 0
+        try:
+            code = responder.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            responder.kill()
+            pytest.fail(f"no exit 30 s after SIGINT; stderr: {responder.communicate()[1][-2000:]}")
+        assert code == 0
     finally:
         if responder.poll() is None:
             responder.kill()
