@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import re
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -312,7 +313,7 @@ def pki_ocsp() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8888, show_default=True)
 def pki_ocsp_serve(config: Path | None, host: str, port: int) -> None:
-    """Answer OCSP requests for the test PKI's certificates until Ctrl-C."""
+    """Answer OCSP requests for the test PKI's certificates until Ctrl-C or SIGTERM."""
     settings = load_or_exit(config)
     pki = TestPki.from_tls(settings.tls)
     try:
@@ -320,8 +321,16 @@ def pki_ocsp_serve(config: Path | None, host: str, port: int) -> None:
     except (PkiError, OSError) as error:
         fail(f"cannot start the responder: {error}")
     click.echo(f"OCSP responder on {server.url}")
+    # Ctrl-C or SIGTERM stops it, even started from a script in the background, where the shell
+    # leaves SIGINT ignored and Python then installs no KeyboardInterrupt handler of its own.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, _interrupt)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 # -- pli whitelist -----------------------------------------------------------------------------

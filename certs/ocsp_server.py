@@ -99,9 +99,7 @@ class OcspServer:
         return self
 
     def serve(self) -> None:
-        """Serve in the calling thread until interrupted (`pli pki ocsp serve`): Ctrl-C raises
-        KeyboardInterrupt here, in the main thread's select. (A main thread blocked joining a
-        server thread missed the signal: the command hung, seen twice in one CI run.)"""
+        """Serve in the calling thread until KeyboardInterrupt (`pli pki ocsp serve`)."""
         try:
             self._server.serve_forever()
         finally:

@@ -309,7 +309,10 @@ def test_a_bad_configuration_exits_2(pli: Pli, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "tls.key_size = 1024" in result.stderr
 
 
-def test_the_ocsp_responder_command_answers_until_interrupted(data_dir: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_the_ocsp_responder_command_answers_until_interrupted(
+    data_dir: Path, stop: signal.Signals
+) -> None:
     settings = load_settings(data_dir / "pli.toml", environ={})
     operator = x509.load_pem_x509_certificates(settings.tls.client_certificate.read_bytes())
     responder = subprocess.Popen(
@@ -329,12 +332,12 @@ def test_the_ocsp_responder_command_answers_until_interrupted(data_dir: Path) ->
             fetch(url, build_request(leaf, issuer), timeout=10), leaf, issuer, now=NOW
         )
         assert answer.status == "good"
-        responder.send_signal(signal.SIGINT)
+        responder.send_signal(stop)
         try:
             code = responder.wait(timeout=30)
         except subprocess.TimeoutExpired:
             responder.kill()
-            pytest.fail(f"no exit 30 s after SIGINT; stderr: {responder.communicate()[1][-2000:]}")
+            pytest.fail(f"no exit 30 s after {stop.name}: {responder.communicate()[1][-2000:]}")
         assert code == 0
     finally:
         if responder.poll() is None:
