@@ -6,10 +6,11 @@ conversation effects) and its audit records, all in one transaction: the message
 mailbox and the exchange updated, or nothing is. "250 means committed" (architecture.md § Store).
 
 **Group commit.** An fsync per message caps throughput (bench/smtp.py). Deliveries arriving
-together are batched: each message's file is written and fsynced in parallel worker threads
-(``Messages.prepare``), then one writer opens one transaction for up to ``group_commit_size``
-deliveries (or whatever arrived within ``group_commit_window``) and commits once; every waiter
-is answered after that COMMIT. If the shared transaction fails, each delivery of the batch is
+together are batched: each message's file is written as it arrives (``Messages.prepare``), then
+one writer takes up to ``group_commit_size`` deliveries (or whatever arrived within
+``group_commit_window``), makes their files durable in one worker thread (``Messages.settle``),
+opens one transaction for them all and commits once; every waiter is answered after that
+COMMIT. If the shared transaction fails, each delivery of the batch is
 retried alone, so that one bad delivery never fails the others.
 
 What this module must not do: decide (the policy did, the caller passes its decisions), or speak
@@ -152,7 +153,7 @@ class LocalDelivery:
                 job.done.set_result(delivered)
 
     async def _settle(self, batch: Sequence[DeliveryJob]) -> None:
-        """Make the batch's files' names durable at once (``Messages.settle``)."""
+        """Make the batch's files durable at once (``Messages.settle``)."""
         pending = [(job, job.prepared) for job in batch if job.prepared is not None]
         settled = await self.store.messages.settle([prepared for _, prepared in pending])
         for (job, _), prepared in zip(pending, settled, strict=True):

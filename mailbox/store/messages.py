@@ -135,7 +135,7 @@ def gc_paused() -> Iterator[None]:
 class PreparedMessage:
     """A message whose file is written and whose parse cache is computed (:meth:`prepare`):
     ``values``, the cache's columns (:func:`cache_values`, computed before the transaction, whose
-    write lock the other writers wait for); ``settled``: its file's name is durable too
+    write lock the other writers wait for); ``settled``: its file is durable, contents and name
     (:meth:`Messages.settle`)."""
 
     blob_id: str
@@ -216,18 +216,19 @@ class Messages:
 
     async def prepare(self, raw: bytes) -> PreparedMessage:
         """Write the message's file and parse it, outside any transaction, for a later
-        :meth:`deliver` (group commit: many files fsynced in parallel, their directories once
-        by :meth:`settle`, then one COMMIT). A prepared message never delivered leaves a file
-        the sweep removes."""
+        :meth:`deliver` (group commit: the batch's files made durable at once by
+        :meth:`settle`, then one COMMIT). A prepared message never delivered leaves a file the
+        sweep removes."""
         cache = await self.parse(raw)
         values = cache_values(cache)
-        return PreparedMessage(await self.store.blobs.put(raw, sync_directory=False), values)
+        return PreparedMessage(await self.store.blobs.put(raw, durable=False), values)
 
     async def settle(self, prepared: Sequence[PreparedMessage]) -> list[PreparedMessage]:
-        """The prepared messages with their files' names made durable (one fsync per
-        directory for them all): before the transaction that files them, whose COMMIT must not
-        refer to a file a crash could lose. :meth:`deliver_many` settles what is not yet."""
-        await self.store.blobs.sync_directories(p.blob_id for p in prepared if not p.settled)
+        """The prepared messages with their files made durable, contents and names (one worker
+        thread for them all, one fsync per directory): before the transaction that files them,
+        whose COMMIT must not refer to a file a crash could lose. :meth:`deliver_many` settles
+        what is not yet."""
+        await self.store.blobs.make_durable([p.blob_id for p in prepared if not p.settled])
         return [p if p.settled else replace(p, settled=True) for p in prepared]
 
     async def deliver(

@@ -4,6 +4,8 @@ records appended in one batch, the last dispensation at a pharmacy."""
 
 from __future__ import annotations
 
+import functools
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,36 +35,71 @@ async def test_a_prepared_message_is_delivered_without_writing_it_again(
         assert await store.messages.read(delivered.folder_id, delivered.uid) == raw
 
 
-async def test_prepared_files_get_their_names_made_durable_once_per_directory_when_filed(
+async def test_prepared_files_are_made_durable_together_when_filed(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     synced: list[str] = []
-    fsync_directory = blobs._fsync_directory
+    sync_files, fsync_directory = blobs._sync_files, blobs._fsync_directory
 
-    def recorded(path: str) -> None:
+    def files_recorded(paths: list[str]) -> None:
+        synced.extend(paths)
+        sync_files(paths)
+
+    def directory_recorded(path: str) -> None:
         synced.append(path)
         fsync_directory(path)
 
-    monkeypatch.setattr(blobs, "_fsync_directory", recorded)
+    monkeypatch.setattr(blobs, "_sync_files", files_recorded)
+    monkeypatch.setattr(blobs, "_fsync_directory", directory_recorded)
     async with open_test_store(database_url, tmp_path, fsync=True) as store:
         accounts = await demo(store)  # its messages are filed one by one: synced at once
-        synced.clear()
         raws = [build_message(subject=f"lot {index}") for index in range(6)]
-        prepared = [await store.messages.prepare(raw) for raw in raws]
-        directories = {str(store.blobs.path(p.blob_id).parent) for p in prepared}
-        assert not directories & set(synced)  # the file is durable, its name not yet
+        _one_minute_of_existing_directories(store.blobs, monkeypatch)
         synced.clear()
+        prepared = [await store.messages.prepare(raw) for raw in raws]
+        files = {str(store.blobs.path(p.blob_id)) for p in prepared}
+        directories = {str(store.blobs.path(p.blob_id).parent) for p in prepared}
+        assert not (files | directories) & set(synced)  # nothing durable yet
         await store.messages.deliver_many(
             [
                 NewMessage(raw, [DeliveryTarget(accounts.child.id)], prepared=p)
                 for raw, p in zip(raws, prepared, strict=True)
             ]
         )
-        assert sorted(synced) == sorted(directories)  # before filing, once per directory
+        # Before filing: every file once, then every directory once.
+        assert sorted(synced[: len(files)]) == sorted(files)
+        assert sorted(synced[len(files) :]) == sorted(directories)
         settled = await store.messages.settle(prepared)
         assert all(p.settled for p in settled)
         synced.clear()
         assert await store.messages.settle(settled) == settled and synced == []
+
+
+async def test_a_prepared_file_whose_directory_is_new_is_synced_with_it_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    monkeypatch.setattr(blobs, "_fsync_directory", synced.append)
+    store = blobs.FileBlobStore(tmp_path / "messages")
+    first = await store.put(b"the first message of its directory", durable=False)
+    directory = store.path(first).parent
+    assert synced == [str(directory), str(directory.parent), str(tmp_path / "messages")]
+    synced.clear()
+    monkeypatch.setattr(blobs, "new_blob_id", lambda: first[:4] + "0" * 28)
+    second = await store.put(b"the second", durable=False)
+    assert store.path(second).parent == directory and synced == []
+
+
+def _one_minute_of_existing_directories(
+    store: blobs.BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blob ids of one minute from now on, whose 16 directories exist already."""
+    assert isinstance(store, blobs.FileBlobStore)
+    now = time.time()
+    monkeypatch.setattr(blobs, "new_blob_id", functools.partial(blobs.new_blob_id, now))
+    prefix = blobs.new_blob_id()[:3]
+    for digit in "0123456789abcdef":
+        store.path(prefix + digit + "0" * 28).parent.mkdir(parents=True, exist_ok=True)
 
 
 async def test_a_snapshot_shares_one_read_transaction(database_url: str, tmp_path: Path) -> None:
