@@ -40,9 +40,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pli.certs.whitelist import Whitelist
 from pli.config.schema import Settings
-from pli.mailbox.mime.cache import attachments, message_ids
+from pli.mailbox.mime.cache import MessageCache, attachments, message_ids
 from pli.mailbox.mime.headers import HeaderSection, parse_header
-from pli.mailbox.mime.structure import iter_parts, parse_structure
+from pli.mailbox.mime.structure import Part, iter_parts, parse_structure
 from pli.mailbox.mime.text import decode_header_text
 from pli.mailbox.store import Account, Store
 from pli.mailbox.store.conversations import ConversationChange
@@ -358,13 +358,14 @@ def changes(facts: Facts, decision: Decision) -> list[ConversationChange]:
 # -- message traits (DATA moment) -------------------------------------------------------------
 
 
-def message_traits(raw: bytes) -> MessageTraits:
+def message_traits(raw: bytes, parsed: MessageCache | None = None) -> MessageTraits:
     """What the policy reads in a message: decoded subject, every X-MSS-MES value, Message-ID,
-    In-Reply-To, References, and the IHE_XDM visibility flags (policy P7). Never raises."""
-    header = parse_header(raw)
+    In-Reply-To, References, and the IHE_XDM visibility flags (policy P7). Never raises.
+    ``parsed``: ``parse_message(raw)`` when made already (its header and MIME tree serve)."""
+    header = parsed.header if parsed is not None else parse_header(raw)
     fields = header.fields
     invisible_patient = invisible_representatives = False
-    codes = xdm_confidentiality_codes(raw, header)
+    codes = xdm_confidentiality_codes(raw, header, parsed.structure if parsed else None)
     if codes:
         invisible_patient, invisible_representatives = restrictions(codes)
     return MessageTraits(
@@ -383,18 +384,21 @@ def message_traits(raw: bytes) -> MessageTraits:
 TRAITS_IN_THREAD_ABOVE = 256 * 1024
 
 
-async def read_traits(raw: bytes) -> MessageTraits:
+async def read_traits(raw: bytes, parsed: MessageCache | None = None) -> MessageTraits:
     """:func:`message_traits`, in a worker thread for a large message."""
     if len(raw) > TRAITS_IN_THREAD_ABOVE:
-        return await asyncio.to_thread(message_traits, raw)
-    return message_traits(raw)
+        return await asyncio.to_thread(message_traits, raw, parsed)
+    return message_traits(raw, parsed)
 
 
-def xdm_confidentiality_codes(raw: bytes, header: HeaderSection | None = None) -> list[str]:
+def xdm_confidentiality_codes(
+    raw: bytes, header: HeaderSection | None = None, structure: Part | None = None
+) -> list[str]:
     """Every confidentialityCode of the documents of the message's IHE_XDM.zip attachments
-    (an unreadable package gives none: the filing reports it); ``header``: the message's,
-    when parsed already."""
-    structure = parse_structure(raw, header)
+    (an unreadable package gives none: the filing reports it); ``header`` and ``structure``:
+    the message's, when parsed already."""
+    if structure is None:
+        structure = parse_structure(raw, header)
     parts = dict(iter_parts(structure))
     codes: list[str] = []
     for attachment in attachments(structure):

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from pli.mailbox.mime.cache import MessageCache
 from pli.mailbox.policyfacts import PolicyFacts, changes
 from pli.mailbox.store import Delivered, DeliveryTarget, Store, Transaction
 from pli.mailbox.store.audit import AuditEntry
@@ -68,6 +69,9 @@ class DeliveryJob:
     #: Work to commit in the same transaction (queueing the remote recipients, a report).
     also: Callable[[Transaction], Awaitable[None]] | None = None
     prepared: PreparedMessage | None = None
+    #: ``Messages.parse`` of :attr:`stored`, when the caller made it (to read the message's
+    #: traits from the same parse).
+    parsed: MessageCache | None = None
     done: asyncio.Future[list[Delivered]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -108,11 +112,11 @@ class LocalDelivery:
     async def deliver(self, job: DeliveryJob) -> list[Delivered]:
         """Deliver ``job``; returns after COMMIT (raises if the delivery failed)."""
         if self._task is None:  # not started (tools, tests): one transaction of its own
-            job.prepared = await self.store.messages.prepare(job.stored)
+            job.prepared = await self.store.messages.prepare(job.stored, job.parsed)
             plan = _plan([job])
             async with self.store.transaction() as tx:
                 return (await self._write(plan, tx))[0]
-        job.prepared = await self.store.messages.prepare(job.stored)
+        job.prepared = await self.store.messages.prepare(job.stored, job.parsed)
         job.done.add_done_callback(_retrieve)
         await self._queue.put(job)
         # The job is committed or failed by the writer even if this waiter is cancelled

@@ -8,12 +8,12 @@ so that FETCH and SEARCH never parse again. Never raises on any bytes.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from .envelope import Envelope, build_envelope, envelope_field
-from .headers import parse_header
+from .headers import HeaderSection, parse_header
 from .params import display_filename, param
 from .structure import Part, iter_parts, parse_structure
 from .text import clean, decode_header_text, parse_date
@@ -46,6 +46,9 @@ class MessageCache:
     envelope: Envelope
     structure: Part
     search: SearchFields
+    #: The top header section, for what else reads the message at delivery (the policy's
+    #: traits); not stored.
+    header: HeaderSection = field(compare=False, repr=False)
 
     def envelope_json(self) -> str:
         return json.dumps(self.envelope, ensure_ascii=True, separators=(",", ":"))
@@ -96,7 +99,7 @@ def parse_message(raw: bytes) -> MessageCache:
         references=tuple(_trim(message_ids(header.first("references")))),
         sent_at=parse_date(header.first("date")),
     )
-    return MessageCache(envelope, structure, search)
+    return MessageCache(envelope, structure, search, header)
 
 
 def message_ids(value: str | None) -> list[str]:

@@ -214,13 +214,12 @@ class Messages:
             return await asyncio.to_thread(parse_message, raw)
         return parse_message(raw)
 
-    async def prepare(self, raw: bytes) -> PreparedMessage:
+    async def prepare(self, raw: bytes, parsed: MessageCache | None = None) -> PreparedMessage:
         """Write the message's file and parse it, outside any transaction, for a later
         :meth:`deliver` (group commit: the batch's files made durable at once by
         :meth:`settle`, then one COMMIT). A prepared message never delivered leaves a file the
-        sweep removes."""
-        cache = await self.parse(raw)
-        values = cache_values(cache)
+        sweep removes. ``parsed``: :meth:`parse` of ``raw`` when the caller made it."""
+        values = cache_values(parsed if parsed is not None else await self.parse(raw))
         return PreparedMessage(await self.store.blobs.put(raw, durable=False), values)
 
     async def settle(self, prepared: Sequence[PreparedMessage]) -> list[PreparedMessage]:

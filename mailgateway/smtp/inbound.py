@@ -179,17 +179,9 @@ class InboundHandler:
     async def data(
         self, connection: Connection, transaction: MailTransaction, message: bytes
     ) -> Reply:
-        traits = await read_traits(message)
-        verdicts = []
-        for recipient in transaction.recipients:
-            verdict = self.local.recheck(recipient.decision, traits)  # the RCPT facts
-            verdicts.append((recipient, verdict))
-            if not verdict.reply.positive:
-                await self._audit_refusal(connection, transaction, verdict)
-        accepted = [(r, v) for r, v in verdicts if v.accepted]
-        if not accepted:
-            replies = [v.reply for _, v in verdicts]
-            return next((r for r in replies if r.temporary), replies[0])
+        # The message as it will be filed, parsed once: for the policy's traits and for the
+        # store's cache (so DKIM is verified before the DATA decisions, not only when one
+        # recipient is still accepted: a refusal at DATA is rare).
         results = [await self.verifier.verify(message)] if self.verifier is not None else []
         final = received_header(connection, self.hostname, queue_id=transaction.id)
         if results:
@@ -200,6 +192,32 @@ class InboundHandler:
             if results
             else ""
         )
+        job = DeliveryJob(
+            final,
+            (),
+            actor=_peer_name(connection),
+            action="smtp-receive",
+            sender=transaction.sender,
+            request=" ".join(
+                (
+                    f"from <{transaction.sender}> [{connection.peer_host}]",
+                    f"id {transaction.id}",
+                    dkim_summary,
+                )
+            ).strip(),
+        )
+        job.parsed = await self.store.messages.parse(job.stored)
+        traits = await read_traits(job.stored, job.parsed)
+        verdicts = []
+        for recipient in transaction.recipients:
+            verdict = self.local.recheck(recipient.decision, traits)  # the RCPT facts
+            verdicts.append((recipient, verdict))
+            if not verdict.reply.positive:
+                await self._audit_refusal(connection, transaction, verdict)
+        accepted = [(r, v) for r, v in verdicts if v.accepted]
+        if not accepted:
+            replies = [v.reply for _, v in verdicts]
+            return next((r for r in replies if r.temporary), replies[0])
         original = OriginalEnvelope(
             transaction.sender,
             transaction.params.envid,
@@ -227,23 +245,9 @@ class InboundHandler:
             for report in prepared:
                 await self.reporter.add(report, tx)
 
-        await self.delivery.deliver(
-            DeliveryJob(
-                final,
-                [v.copy() for _, v in accepted],
-                actor=_peer_name(connection),
-                action="smtp-receive",
-                sender=transaction.sender,
-                request=" ".join(
-                    (
-                        f"from <{transaction.sender}> [{connection.peer_host}]",
-                        f"id {transaction.id}",
-                        dkim_summary,
-                    )
-                ).strip(),
-                also=reports if any(prepared) else None,
-            )
-        )
+        job.copies = [v.copy() for _, v in accepted]
+        job.also = reports if any(prepared) else None
+        await self.delivery.deliver(job)
         if any(prepared):
             self.reporter.queue.wake()
         return Reply(250, "2.0.0", f"OK, delivered as {transaction.id}")

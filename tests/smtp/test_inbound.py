@@ -3,10 +3,13 @@ DATA, delivery into the store with trace and Authentication-Results, audit."""
 
 from __future__ import annotations
 
+from email.message import EmailMessage
+
 import aiosmtplib
 import pytest
 from plitest.smtp import PEER_DOMAIN, SmtpStack
 from plitest.store import build_message
+from plitest.xdm import XdmDoc, build_xdm, cda_document
 
 from pli.mailbox.store.demo import DEMO_DOMAIN
 
@@ -88,3 +91,30 @@ async def test_relaying_to_a_domain_we_do_not_serve_is_refused(stack: SmtpStack)
             await client.rcpt("someone@elsewhere.mssante.fr")
     assert refused.value.code == 550
     assert refused.value.message.startswith("5.7.1 Relay access denied")
+
+
+async def test_a_document_invisible_to_the_patient_is_refused_at_data(stack: SmtpStack) -> None:
+    """Policy P7 through the inbound MTA: the DATA moment reads the IHE_XDM package of the
+    message as it would be filed."""
+    paul = stack.accounts.parent.address
+    before = len(await inbox(stack, paul))
+    ins = stack.accounts.parent.ins or ""
+    document = XdmDoc(
+        cda_document(ins), confidentiality=(("INVISIBLE_PATIENT", "1.2.250.1.213.1.1.4.13"),)
+    )
+    package = build_xdm([document], patient_ins=ins)
+    message = EmailMessage()
+    message["From"] = DOCTOR_ELSEWHERE
+    message["To"] = paul
+    message["Subject"] = "Compte rendu"
+    message.set_content("Ci-joint.")
+    message.add_attachment(package, maintype="application", subtype="zip", filename="IHE_XDM.zip")
+    async with stack.mta_client() as client:
+        with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+            await client.sendmail(DOCTOR_ELSEWHERE, [paul], message.as_bytes())
+    assert refused.value.code == 550 and "non visible par le patient" in refused.value.message
+    assert len(await inbox(stack, paul)) == before
+    history = await stack.store.audit.history(paul)
+    assert any(
+        r.action == "smtp-refuse" and "invisible-to-patient" in (r.result or "") for r in history
+    )

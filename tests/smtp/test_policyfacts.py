@@ -15,6 +15,7 @@ from plitest.xdm import CITIZEN, XdmDoc, build_xdm, cda_document
 from sqlalchemy.exc import OperationalError
 
 from pli.certs.whitelist import Whitelist, parse_whitelist
+from pli.mailbox.mime.cache import parse_message
 from pli.mailbox.policyfacts import FactsConfig, PolicyFacts, message_traits
 from pli.mailbox.store import Store
 from pli.mailbox.store.demo import DEMO_DOMAIN, PHARMACY_ADDRESS, DemoAccounts
@@ -228,6 +229,7 @@ def test_message_traits_of_a_raw_message() -> None:
         ("a@x", "m0@x.fr"),
     )
     assert not traits.invisible_to_patient
+    assert message_traits(raw, parse_message(raw)) == traits  # the delivery's parse serves
 
 
 @pytest.mark.parametrize(
@@ -250,8 +252,10 @@ def test_visibility_codes_of_an_ihe_xdm_attachment(
     message["Subject"] = "Compte rendu"
     message.set_content("Ci-joint.")
     message.add_attachment(package, maintype="application", subtype="zip", filename="IHE_XDM.zip")
-    traits = message_traits(message.as_bytes())
+    raw = message.as_bytes()
+    traits = message_traits(raw)
     assert (traits.invisible_to_patient, traits.invisible_to_representatives) == (
         patient,
         representatives,
     )
+    assert message_traits(raw, parse_message(raw)) == traits  # the delivery's parse serves
