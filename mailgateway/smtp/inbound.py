@@ -16,9 +16,9 @@
 
 - RCPT: only our domains (``550 5.7.1`` relay denied), then the local recipient checks and the
   policy at the envelope moment (:class:`~pli.mailgateway.recipients.LocalRecipients`).
-- DATA: the policy again with the message's traits ([FIN], X-MSS-MES, documents); DKIM verified
-  and recorded in Authentication-Results (forged ones with our name removed) and the audit; a
-  Received: field; delivery into the store (group commit); success DSNs when asked
+- DATA: DKIM verified and recorded in Authentication-Results (forged ones with our name removed)
+  and the audit; a Received: field; the message as filed parsed once, for the store's cache and
+  the policy, asked again with the message's traits ([FIN], X-MSS-MES, documents); delivery into the store (group commit); success DSNs when asked
   (NOTIFY=SUCCESS: the "accusé de réception"), failure DSNs for recipients refused only now.
 """
 
