@@ -18,8 +18,9 @@
   policy at the envelope moment (:class:`~pli.mailgateway.recipients.LocalRecipients`).
 - DATA: DKIM verified and recorded in Authentication-Results (forged ones with our name removed)
   and the audit; a Received: field; the message as filed parsed once, for the store's cache and
-  the policy, asked again with the message's traits ([FIN], X-MSS-MES, documents); delivery into the store (group commit); success DSNs when asked
-  (NOTIFY=SUCCESS: the "accusé de réception"), failure DSNs for recipients refused only now.
+  the policy, asked again with the message's traits ([FIN], X-MSS-MES, documents); delivery
+  into the store (group commit); success DSNs when asked (NOTIFY=SUCCESS: the "accusé de
+  réception"), failure DSNs for recipients refused only now.
 """
 
 from __future__ import annotations
