@@ -10,8 +10,8 @@ together are batched: each message's file is written as it arrives (``Messages.p
 one writer takes up to ``group_commit_size`` deliveries (or whatever arrived within
 ``group_commit_window``), makes their files durable in one worker thread (``Messages.settle``),
 opens one transaction for them all and commits once; every waiter is answered after that
-COMMIT. If the shared transaction fails, each delivery of the batch is
-retried alone, so that one bad delivery never fails the others.
+COMMIT. If the shared transaction fails, each delivery of the batch is retried alone, so that
+one bad delivery never fails the others.
 
 What this module must not do: decide (the policy did, the caller passes its decisions), or speak
 SMTP.
