@@ -25,6 +25,7 @@ from pli.config.schema import Settings
 from pli.mailbox.store import Store
 from pli.mailbox.store.commands import run_with_store
 
+from .check import safe_cell
 from .stats import CUMULATIVE, DEFAULT_ZONE, INDICATORS, Period, StatsError, UsageReport, UsageStats
 
 #: Weeks shown when no period is given (a quarter).
@@ -47,11 +48,14 @@ NAME_WIDTH = 30
 
 
 def render_csv(report: UsageReport) -> str:
+    """CSV with a header line. The name is free text (the directory's structure name, an ORG
+    mailbox's display name): a spreadsheet must show it, never run it (``safe_cell``)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180 §2: CRLF line breaks
     writer.writerow(COLUMNS)
     for row in report.rows:
         values = row.as_dict()
+        values["name"] = safe_cell(values["name"])
         writer.writerow([values[column] for column in COLUMNS])
     return out.getvalue()
 

@@ -37,7 +37,13 @@ from pli.mailgateway.bulk.stats import (
     WeekFigures,
     week_label,
 )
-from pli.mailgateway.bulk.stats_command import COLUMNS, render_csv, render_json, render_table
+from pli.mailgateway.bulk.stats_command import (
+    COLUMNS,
+    NAME_WIDTH,
+    render_csv,
+    render_json,
+    render_table,
+)
 
 W13, W14 = date(2025, 3, 24), date(2025, 3, 31)
 #: Every row the two weeks W13-W14 must show (establishments sorted by key).
@@ -190,6 +196,22 @@ async def test_renderings_carry_the_same_figures(activity: Activity) -> None:
     ]
     assert table[7].split()[-8:] == ["2025-W14", "2", "0", "2", "2", "2", "5", "1"]
     assert len(table) == 2 + len(EXPECTED)
+
+
+@pytest.mark.parametrize(
+    "name", ['=HYPERLINK("http://evil.example","CH")', "+1+1", "-2", "@SUM(A1)"]
+)
+def test_a_name_a_spreadsheet_could_run_is_quoted_in_csv_only(name: str) -> None:
+    """CSV injection (OWASP): a structure name comes from the directory or an ORG mailbox's
+    display name; the CSV shows it behind ``'``, JSON and the table show it as it is."""
+    row = WeekFigures(STRUCTURE, name, "2025-W13", W13, sent=1)
+    report = UsageReport(Period.covering(W13, W13), [row])
+    cells = list(csv.reader(io.StringIO(render_csv(report), newline="")))[1]
+    assert cells[:2] == [STRUCTURE, f"'{name}"]
+    assert json.loads(render_json(report))["rows"][0]["name"] == name
+    assert name[:NAME_WIDTH] in render_table(report)
+    plain = UsageReport(report.period, [WeekFigures(STRUCTURE, "CH d'Exemple", "2025-W13", W13)])
+    assert list(csv.reader(io.StringIO(render_csv(plain), newline="")))[1][1] == "CH d'Exemple"
 
 
 # -- the command ---------------------------------------------------------------------------------
