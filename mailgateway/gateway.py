@@ -14,6 +14,7 @@ Tests and benchmarks pass their own DNS (``resolver``, ``dkim_dns``) and clock.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -181,7 +182,9 @@ class Gateway:
             hostname=self.settings.server.hostname,
         )
 
-    def listener(self, name: str, listener: Listener, **options: object) -> SmtpListener:
+    def listener(
+        self, name: str, listener: Listener, handoff: socket.socket | None = None
+    ) -> SmtpListener:
         """The service of an SMTP listener (protocol ``smtp`` or ``submission``)."""
         handler = (
             self.inbound_handler() if listener.protocol == "smtp" else self.submission_handler()
@@ -203,7 +206,7 @@ class Gateway:
             hostname=self.settings.server.hostname,
             limits=SmtpLimits.from_settings(self.settings),
             tls_context=context,
-            **options,  # type: ignore[arg-type]
+            handoff=handoff,
         )
 
     def queue_runner(self) -> QueueRunner:

@@ -46,7 +46,6 @@ class SmtpListener:
         hostname: str,
         limits: SmtpLimits,
         tls_context: ssl.SSLContext | None,
-        sock: socket.socket | None = None,
         handoff: socket.socket | None = None,
     ) -> None:
         self.name = name
@@ -56,7 +55,7 @@ class SmtpListener:
         self.limits = limits
         self.tls_context = tls_context
         self.registry = ConnectionRegistry(limits)
-        self._socket = sock
+        self._socket: socket.socket | None = None
         #: A worker process: connections come from `pli serve` through this socket.
         self._handoff = handoff
         #: `pli serve` with workers: their ends of the hand-off sockets.
@@ -86,8 +85,7 @@ class SmtpListener:
             self._handoff.setblocking(False)
             loop.add_reader(self._handoff.fileno(), self._receive)
             return
-        if self._socket is None:
-            self._socket = bind_tcp(self.listener.address, self.listener.port)
+        self._socket = bind_tcp(self.listener.address, self.listener.port)
         self._bound = self._socket.getsockname()[:2]
         self._accepting = asyncio.create_task(self._accept(self._socket), name=f"smtp-{self.name}")
 
