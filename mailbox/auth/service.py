@@ -15,7 +15,8 @@ not enough. The means each kind of account accepts:
 A principal may *act as* another mailbox: an ORG mailbox it is a member of, a citizen it is the
 guardian of (policy P9). The SASL authorization identity (``authzid``) names it; the store decides
 (``may_act_for``). Every attempt, successful or not, is written to the audit log; repeated
-failures lock the account for ``auth.lockout_duration``.
+failures lock the account for ``auth.lockout_duration``, counted in the database so that every
+process (SMTP workers, IMAP, webmail) and a restart see them (``store/logins.py``).
 
 This module looks accounts up in the store and verifies secrets; it does not speak any protocol.
 """
@@ -23,9 +24,9 @@ This module looks accounts up in the store and verifies secrets; it does not spe
 from __future__ import annotations
 
 import time
-from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import structlog
@@ -33,6 +34,7 @@ import structlog
 from pli.certs.identity import CertificateIdentity as PeerIdentity
 from pli.config.schema import AuthSection
 from pli.mailbox.store import Account, AccountKind, Store
+from pli.mailbox.store.logins import LoginFailures
 from pli.mailbox.store.records import CertificateIdentity
 
 from .oauth import TokenRefused, TokenVerifier
@@ -85,33 +87,41 @@ class Principal:
 
 
 class FailureTracker:
-    """Failed attempts per user name within a sliding window (in this process).
+    """Failed attempts per user name within a sliding window, counted in the store
+    (``Store.login_failures``): every process of the server, and the next one after a restart,
+    sees the same count. ``clock`` gives seconds since the epoch. Each attempt is also audited."""
 
-    Lockout is per process: with several SMTP worker processes an attacker gets
-    ``failures_before_lockout`` tries per process per window. Each attempt is also audited."""
-
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        failures: LoginFailures,
+        limit: int,
+        window: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._failures = failures
         self._limit = limit
         self._window = window
         self._clock = clock
-        self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
 
-    def locked(self, key: str) -> bool:
-        failures = self._failures.get(key)
-        if not failures:
-            return False
-        horizon = self._clock() - self._window
-        while failures and failures[0] < horizon:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-        return len(failures) >= self._limit
+    async def recent(self, key: str) -> int:
+        """The failures of ``key`` within the window."""
+        return await self._failures.count(key, since=self._instant(-self._window))
 
-    def failed(self, key: str) -> None:
-        self._failures[key].append(self._clock())
+    def locks(self, failures: int) -> bool:
+        return failures >= self._limit
 
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
+    async def failed(self, key: str) -> None:
+        await self._failures.record(
+            key, self._instant(0), forget_before=self._instant(-self._window)
+        )
+
+    async def succeeded(self, key: str, failures: int) -> None:
+        """``failures`` as :meth:`recent` gave them: none, and there is nothing to write."""
+        if failures:
+            await self._failures.clear(key)
+
+    def _instant(self, offset: float) -> datetime:
+        return datetime.fromtimestamp(self._clock() + offset, UTC)
 
 
 class Authenticator:
@@ -122,14 +132,14 @@ class Authenticator:
         *,
         citizen_domain: str,
         token_verifier: TokenVerifier | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._settings = settings
         self._citizen_domain = citizen_domain
         self._tokens = token_verifier
         self._failures = FailureTracker(
-            settings.failures_before_lockout, settings.lockout_duration, clock
+            store.login_failures, settings.failures_before_lockout, settings.lockout_duration, clock
         )
 
     async def authenticate(
@@ -145,12 +155,13 @@ class Authenticator:
         ``peer`` is the verified TLS client certificate's identity, when there is one."""
         key = self._failure_key(credentials, peer)
         try:
-            if self._failures.locked(key):
+            failures = await self._failures.recent(key)
+            if self._failures.locks(failures):
                 raise AuthenticationFailed("locked", f"{key} locked after repeated failures")
             principal = await self._authenticate(credentials, peer)
         except AuthenticationFailed as failure:
             if failure.reason != "locked":
-                self._failures.failed(key)
+                await self._failures.failed(key)
             await self._audit(
                 key, None, service, remote, f"refused: {failure.reason}", failure.mailbox
             )
@@ -158,7 +169,7 @@ class Authenticator:
                 "auth-refused", user=key, service=service, remote=remote, reason=failure.reason
             )
             raise
-        self._failures.succeeded(key)
+        await self._failures.succeeded(key, failures)
         await self._audit(key, principal, service, remote, f"ok: {principal.method}", None)
         await self._store.accounts.record_login(principal.account.id)
         return principal

@@ -169,6 +169,17 @@ class LostSubscriptionRow(Base):
     name: Mapped[str] = mapped_column(String(FOLDER_NAME_LENGTH), primary_key=True)
 
 
+class LoginFailureRow(Base):
+    """One failed authentication, kept for the lockout window (``logins.py``): in the database
+    so that every process of the server, and the next one after a restart, counts it."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(ADDRESS_LENGTH))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
 class MessageRow(Base):
     """A message in a folder: IMAP metadata, the blob holding its bytes, the parse cache."""
 

@@ -17,7 +17,8 @@ transaction; with it, it joins the caller's and nothing is visible (nor publishe
 feed) before that transaction commits. A method returns only once its transaction is committed.
 Parts: :attr:`Store.accounts` (accounts, credentials, members, guardians),
 :attr:`Store.folders`, :attr:`Store.messages`, :attr:`Store.directory`,
-:attr:`Store.conversations`, :attr:`Store.audit`, :attr:`Store.feed`.
+:attr:`Store.conversations`, :attr:`Store.audit`, :attr:`Store.login_failures`,
+:attr:`Store.feed`.
 
 This module wires the parts; it holds no SQL of its own beyond the transaction.
 """
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from .conversations import Conversations
     from .directory import Directory
     from .folders import Folders
+    from .logins import LoginFailures
     from .messages import Messages
 
 log = structlog.get_logger(__name__)
@@ -90,6 +92,7 @@ class Store:
         from .conversations import Conversations
         from .directory import Directory
         from .folders import Folders
+        from .logins import LoginFailures
         from .messages import Messages
 
         self.db = db
@@ -103,6 +106,7 @@ class Store:
         self.directory: Directory = Directory(self)
         self.conversations: Conversations = Conversations(self)
         self.audit: AuditLog = AuditLog(self)
+        self.login_failures: LoginFailures = LoginFailures(self)
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate: bool = True) -> Store:

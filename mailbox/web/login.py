@@ -100,7 +100,7 @@ class Login:
         relay: Relay,
         key: bytes,
         *,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.config = config
@@ -108,7 +108,7 @@ class Login:
         self.relay = relay
         self.key = key
         self.failures = FailureTracker(
-            config.failures_before_lockout, config.lockout_duration, monotonic
+            store.login_failures, config.failures_before_lockout, config.lockout_duration, clock
         )
         self._dummy_hash: str | None = None
 
@@ -123,7 +123,7 @@ class Login:
     async def check_password(self, identifier: str, password: str, *, remote: str) -> CodeSent:
         address = self.account_address(identifier)
         password = password[:MAX_PASSWORD]
-        if self.failures.locked(address):
+        if self.failures.locks(await self.failures.recent(address)):
             await self._audit(address, None, remote, "refused: locked")
             raise self._locked()
         account = await self.store.accounts.find(address)
@@ -186,7 +186,8 @@ class Login:
     async def check_code(self, session: WebSession, code: str, *, remote: str) -> str:
         """The active session's token, or LoginRefused."""
         account = session.account
-        if self.failures.locked(account.address):
+        failures = await self.failures.recent(account.address)
+        if self.failures.locks(failures):
             await self.sessions.destroy(session.token_hash)
             await self._audit(account.address, account, remote, "refused: locked")
             raise self._locked()
@@ -203,7 +204,7 @@ class Login:
                 await self.sessions.destroy(session.token_hash)
                 raise LoginRefused("code-attempts-exhausted", CODE_ATTEMPTS_EXHAUSTED, restart=True)
             raise LoginRefused("bad-code", CODE_WRONG.format(left=left))
-        self.failures.succeeded(account.address)
+        await self.failures.succeeded(account.address, failures)
         token = await self.sessions.replace(session, ACTIVE, remote=remote)
         await self.store.accounts.record_login(account.id)
         await self._audit(account.address, account, remote, "ok: password+email-code")
@@ -212,7 +213,7 @@ class Login:
     async def _failed(
         self, address: str, account: Account | None, remote: str, reason: str
     ) -> None:
-        self.failures.failed(address)
+        await self.failures.failed(address)
         await self._audit(address, account, remote, f"refused: {reason}")
         log.info("webmail-login-refused", user=address, remote=remote, reason=reason)
 

@@ -99,7 +99,7 @@ class Webmail:
             self.sessions,
             deps.relay,
             self.key,
-            monotonic=lambda: deps.clock().timestamp(),
+            clock=lambda: deps.clock().timestamp(),
         )
         self.receipts = ReceiptBook(deps.store)
         prefix = "__Host-" if deps.config.secure_cookies else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from plitest.pki import session_pki
 from plitest.store import demo, open_test_store
+from sqlalchemy import select
 
 from pli.certs.identity import identity
 from pli.config.schema import AuthSection
@@ -21,6 +23,7 @@ from pli.mailbox.auth.service import AuthenticationFailed, Authenticator, AuthMe
 from pli.mailbox.auth.totp import totp
 from pli.mailbox.store import AccountKind, Store
 from pli.mailbox.store.demo import DEMO_PASSWORD, DemoAccounts
+from pli.mailbox.store.models import LoginFailureRow
 from pli.mailbox.store.records import CertificateIdentity
 
 ISSUER, AUDIENCE = "https://psc.example/realm", "pli"
@@ -252,6 +255,58 @@ async def test_repeated_failures_lock_the_account_for_the_lockout_duration(
     assert locked.value.reason == "locked"
     clock.now += 61
     assert (await auth.authenticate(right, service="imap")).account == accounts.doctor
+
+
+async def test_a_lockout_is_seen_by_another_process_and_a_success_forgives(
+    store: Store, accounts: DemoAccounts
+) -> None:
+    """Two authenticators on one database share nothing in memory, as two processes (or one
+    before and after a restart) would: the failures counted by one lock the other."""
+    clock = Clock()
+    options: dict[str, Any] = {
+        "require_otp": False,
+        "failures_before_lockout": 3,
+        "lockout_duration": 60,
+    }
+    first, second = (authenticator(store, clock=clock, **options) for _ in range(2))
+    wrong = PasswordCredentials(accounts.doctor.address, "not-the-password")
+    right = PasswordCredentials(accounts.doctor.address, DEMO_PASSWORD)
+    for auth in (first, second):
+        with pytest.raises(AuthenticationFailed):
+            await auth.authenticate(wrong, service="smtp")
+    await second.authenticate(right, service="smtp")  # a success forgives the two failures
+    for auth in (first, second, first):
+        with pytest.raises(AuthenticationFailed):
+            await auth.authenticate(wrong, service="smtp")
+    with pytest.raises(AuthenticationFailed) as locked:
+        await second.authenticate(right, service="imap")
+    assert locked.value.reason == "locked"
+    clock.now += 61
+    assert (await second.authenticate(right, service="imap")).account.id == accounts.doctor.id
+
+
+async def test_failures_older_than_the_window_are_forgotten(store: Store) -> None:
+    """The table holds one window of failures, whatever the keys (user names sprayed)."""
+    failures = store.login_failures
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    for second in range(5):
+        at = start + timedelta(seconds=second)
+        await failures.record(f"user{second}@x.fr", at, forget_before=at - timedelta(minutes=1))
+    assert await failures.count("user0@x.fr", since=start) == 1
+    later = start + timedelta(minutes=2)
+    await failures.record("other@x.fr", later, forget_before=later - timedelta(minutes=1))
+    async with store.db.read() as conn:
+        keys = (await conn.execute(select(LoginFailureRow.key))).scalars().all()
+    assert keys == ["other@x.fr"]
+
+
+async def test_a_user_name_longer_than_an_address_is_cut_not_refused(store: Store) -> None:
+    at = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    hostile = "a" * 5000
+    await store.login_failures.record(hostile, at, forget_before=at)
+    assert await store.login_failures.count(hostile, since=at) == 1
+    await store.login_failures.clear(hostile)
+    assert await store.login_failures.count(hostile, since=at) == 0
 
 
 async def test_disabled_and_unknown_accounts(store: Store, accounts: DemoAccounts) -> None:

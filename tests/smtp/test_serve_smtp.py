@@ -23,7 +23,7 @@ from plitest.store import build_message
 
 from pli.config.loading import load_settings
 from pli.mailbox.store import Store
-from pli.mailbox.store.demo import DEMO_DOMAIN, PARENT_INS
+from pli.mailbox.store.demo import DEMO_DOMAIN, DEMO_PASSWORD, PARENT_INS
 
 PAUL = f"{PARENT_INS}@patient.mssante.fr".lower()
 DOCTOR = f"dr.martin@{DEMO_DOMAIN}"
@@ -245,3 +245,47 @@ def test_policy_explain_gathers_its_facts_from_the_store(data_dir: Path) -> None
         "policy", "explain", "-c", config, "--facts", "options", "--from", PAUL, "--to", DOCTOR
     )
     assert "citizen-not-contacted" in options.stdout.splitlines()[0]  # no exchange given
+
+
+async def test_a_lockout_counts_the_failures_of_every_process(data_dir: Path) -> None:
+    """Submission in two processes, three failures allowed: the failures land on both
+    processes (round-robin), and the right password is then refused in either."""
+    process, where = serve(
+        data_dir,
+        PLI_LISTENERS__SUBMISSION__PROCESSES="2",
+        PLI_AUTH__FAILURES_BEFORE_LOCKOUT="3",
+        PLI_AUTH__REQUIRE_OTP="false",
+    )
+    try:
+
+        async def login(password: str) -> bool:
+            smtp = aiosmtplib.SMTP(
+                hostname=where["submission"][0],
+                port=where["submission"][1],
+                start_tls=True,
+                tls_context=ssl.create_default_context(cafile=data_dir / "pki/trust/anchors.pem"),
+                timeout=30,
+            )
+            smtp.tls_context.check_hostname = False
+            await smtp.connect()
+            await smtp.ehlo()
+            try:
+                await smtp.auth_plain(DOCTOR, password)
+            except aiosmtplib.SMTPAuthenticationError as refused:
+                assert refused.code == 535
+                return False
+            finally:
+                smtp.close()
+            return True
+
+        assert await login(DEMO_PASSWORD)  # the configuration lets a password alone through
+        for _ in range(3):
+            assert not await login("not-the-password")
+        assert not await login(DEMO_PASSWORD)  # locked, in whichever process serves it
+        events = [json.loads(line) for line in process.lines if line.startswith("{")]
+        served = Counter(e["process"] for e in events if e.get("event") == "smtp-connect")
+        assert len(served) == 2 and sum(served.values()) == 5
+        refused = [e["reason"] for e in events if e.get("event") == "auth-refused"]
+        assert refused == ["bad-password"] * 3 + ["locked"], refused
+    finally:
+        process.stop()
