@@ -3,7 +3,9 @@ revocation checked by CRL or OCSP).
 
 - :class:`CrlStore` reads the CRL files of ``tls.crl_dir`` (DER or PEM, any name), keeps for each
   issuer the newest CRL whose signature verifies with that issuer's key, and re-reads the
-  directory when a file changes (so `pli pki revoke` or a CRL download is seen at once).
+  directory when a file changes (so `pli pki revoke` or a CRL download is seen at once); with
+  ``tls.crl_download`` it downloads a missing or stale CRL from the certificate's distribution
+  points first (``crl_fetch.py``).
 - :class:`RevocationChecker` combines them: revoked by either source is revoked; otherwise a
   current answer from either says good; otherwise the status is unknown, with the reasons.
 
@@ -35,6 +37,8 @@ MAX_CRL_SIZE = 64 * 1024 * 1024
 CRL_CLOCK_SKEW = dt.timedelta(minutes=5)
 
 Fetch = Callable[[str, bytes, float], bytes]
+#: Downloads a CRL of the issuer for the certificate into the directory; the problems met.
+DownloadCrl = Callable[[x509.Certificate, x509.Certificate, dt.datetime], list[str]]
 
 
 @dataclass(frozen=True)
@@ -62,13 +66,13 @@ def _crl_number(crl: x509.CertificateRevocationList) -> int:
         return -1
 
 
-def _load_crl(data: bytes) -> x509.CertificateRevocationList:
+def load_crl(data: bytes) -> x509.CertificateRevocationList:
     if data.lstrip().startswith(b"-----BEGIN"):
         return x509.load_pem_x509_crl(data)
     return x509.load_der_x509_crl(data)
 
 
-def _is_complete(crl: x509.CertificateRevocationList) -> str | None:
+def incompleteness(crl: x509.CertificateRevocationList) -> str | None:
     """Why this CRL cannot answer for every reason and every certificate (None: it can)."""
     for extension in crl.extensions:
         if isinstance(extension.value, x509.DeltaCRLIndicator):
@@ -83,11 +87,22 @@ def _is_complete(crl: x509.CertificateRevocationList) -> str | None:
 
 
 class CrlStore:
-    """The valid CRLs of one directory, by issuer name, reloaded when files change."""
+    """The valid CRLs of one directory, by issuer name, reloaded when files change.
 
-    def __init__(self, directory: Path, issuers: list[x509.Certificate]) -> None:
+    ``download``, when given, is asked for a CRL of the issuer when the directory has no current
+    one (``crl_fetch.py``: it stores what it gets in the directory); it returns the problems met."""
+
+    def __init__(
+        self,
+        directory: Path,
+        issuers: list[x509.Certificate],
+        *,
+        download: DownloadCrl | None = None,
+    ) -> None:
         self.directory = directory
         self.issuers = issuers
+        self.download = download
+        self._downloading = threading.Lock()
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[int, int, int]] = {}
         self._by_issuer: dict[x509.Name, _LoadedCrl] = {}
@@ -130,7 +145,7 @@ class CrlStore:
             log.warning("crl-ignored", path=str(path), why=f"larger than {MAX_CRL_SIZE} bytes")
             return None
         try:
-            crl = _load_crl(path.read_bytes())
+            crl = load_crl(path.read_bytes())
         except (OSError, ValueError) as error:
             log.warning("crl-ignored", path=str(path), why=f"unreadable: {type(error).__name__}")
             return None
@@ -145,11 +160,30 @@ class CrlStore:
     ) -> RevocationResult:
         self.refresh()
         loaded = self._by_issuer.get(issuer.subject)
+        if self.download is None or _current(loaded, now):
+            return self._answer(loaded, certificate, issuer, now)
+        with self._downloading:  # another thread may have just stored it
+            self.refresh()
+            loaded = self._by_issuer.get(issuer.subject)
+            problems = [] if _current(loaded, now) else self.download(certificate, issuer, now)
+            self.refresh()
+        result = self._answer(self._by_issuer.get(issuer.subject), certificate, issuer, now)
+        if result.status != "unknown" or not problems:
+            return result
+        return RevocationResult(result.status, result.source, "; ".join([result.detail, *problems]))
+
+    def _answer(
+        self,
+        loaded: _LoadedCrl | None,
+        certificate: x509.Certificate,
+        issuer: x509.Certificate,
+        now: dt.datetime,
+    ) -> RevocationResult:
         where = issuer.subject.rfc4514_string()
         if loaded is None:
             return RevocationResult("unknown", "crl", f"no CRL of {where} in {self.directory}")
         crl = loaded.crl
-        incomplete = _is_complete(crl)
+        incomplete = incompleteness(crl)
         if incomplete:
             return RevocationResult("unknown", "crl", f"{loaded.path} is {incomplete}")
         if crl.last_update_utc > now + CRL_CLOCK_SKEW:
@@ -162,12 +196,19 @@ class CrlStore:
                 f"listed in {loaded.path} since {entry.revocation_date_utc.isoformat()}"
                 f" ({_reason_name(entry)})",
             )
-        next_update = crl.next_update_utc
-        if next_update is None or next_update < now:  # RFC 5280 §6.3.3 (a)(2): stale
+        if not _current(loaded, now):
             return RevocationResult(
-                "unknown", "crl", f"{loaded.path} is stale (nextUpdate {next_update})"
+                "unknown", "crl", f"{loaded.path} is stale (nextUpdate {crl.next_update_utc})"
             )
         return RevocationResult("good", "crl", f"not listed in {loaded.path}")
+
+
+def _current(loaded: _LoadedCrl | None, now: dt.datetime) -> bool:
+    """A CRL is there and not past its nextUpdate (RFC 5280 §6.3.3 (a)(2))."""
+    if loaded is None:
+        return False
+    next_update = loaded.crl.next_update_utc
+    return next_update is not None and next_update >= now
 
 
 def _entry_reason(entry: x509.RevokedCertificate) -> x509.ReasonFlags | None:

@@ -46,6 +46,7 @@ from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store
 from pli.config.schema import TlsSection
 
 from . import ocsp
+from .crl_fetch import CrlFetcher
 from .identity import CertificateIdentity, identity
 from .names import dn_string
 from .refusals import (
@@ -143,11 +144,13 @@ class TrustStore:
         ocsp_timeout: float = 5.0,
         revocation_failure: Literal["hard", "soft"] = "hard",
         fetch: Fetch = ocsp.fetch,
+        crl_fetcher: CrlFetcher | None = None,
     ) -> None:
         if not anchors:
             raise TrustError("no trust anchor")
         self.revocation_failure = revocation_failure
         self._fetch = fetch
+        self._crl_fetcher = crl_fetcher
         self._use_ocsp, self._ocsp_timeout, self._crl_dir = use_ocsp, ocsp_timeout, crl_dir
         self._files: tuple[Path, Path] | None = None
         self._file_states: tuple[object, object] = (None, None)
@@ -164,7 +167,11 @@ class TrustStore:
             tuple(intermediates),
             Store(anchors),
             RevocationChecker(
-                CrlStore(self._crl_dir, [*anchors, *intermediates]),
+                CrlStore(
+                    self._crl_dir,
+                    [*anchors, *intermediates],
+                    download=self._crl_fetcher.fetch_for if self._crl_fetcher else None,
+                ),
                 use_ocsp=self._use_ocsp,
                 ocsp_timeout=self._ocsp_timeout,
                 fetch=self._fetch,
@@ -191,6 +198,9 @@ class TrustStore:
             ocsp_timeout=tls.ocsp_timeout,
             revocation_failure=tls.revocation_failure,
             fetch=fetch,
+            crl_fetcher=CrlFetcher(tls.crl_dir, timeout=tls.crl_timeout)
+            if tls.crl_download
+            else None,
         )
         store._files = (tls.trust_anchors, tls.intermediates)
         store._file_states = (_file_state(tls.trust_anchors), _file_state(tls.intermediates))
@@ -224,7 +234,8 @@ class TrustStore:
         hostname: str | None = None,
     ) -> VerifiedPeer:
         """Verify ``leaf`` (a certificate or its DER bytes) for ``purpose``; see the module
-        docstring. Blocking when OCSP is asked: call :meth:`verify_async` from an event loop."""
+        docstring. Blocking when OCSP is asked or a CRL downloaded: call :meth:`verify_async` from
+        an event loop."""
         self._reload_if_changed()
         material = self._material
         now = now or dt.datetime.now(dt.UTC)

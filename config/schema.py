@@ -202,6 +202,12 @@ class TlsSection(Section):
     key_size: int = Field(
         2048, ge=2048, le=8192, description="RSA key size of keys issued by `pli pki` (bits)."
     )
+    crl_download: bool = Field(
+        True,
+        description="Download a missing or stale CRL from the distribution points a "
+        "certificate names (stored in crl_dir).",
+    )
+    crl_timeout: Duration = Field(10.0, description="CRL download timeout (seconds).")
     ocsp: bool = Field(
         False, description="Ask the OCSP responder named in a certificate's AIA extension."
     )

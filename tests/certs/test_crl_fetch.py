@@ -1,0 +1,248 @@
+"""CRLs downloaded from a certificate's distribution points (certs/crl_fetch.py): through the
+trust store, from a real HTTP server on 127.0.0.1, into a real CRL directory; what is believed,
+what is refused and said, and that a failing address is not hammered."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from plitest.pki import Credential, FileServer, SessionPki, foreign_pki
+
+from pli.certs.crl_fetch import (
+    RETRY_AFTER_FAILURE,
+    CrlFetcher,
+    CrlFetchError,
+    distribution_points,
+    fetched_path,
+)
+from pli.certs.refusals import CertificateRefused
+from pli.certs.verify import TrustStore
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def crl_points(*urls: str) -> tuple[x509.ExtensionType, bool]:
+    points = [
+        x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)
+        for url in urls
+    ]
+    return x509.CRLDistributionPoints(points), False
+
+
+def operator_with_points(pki: SessionPki, *urls: str) -> Credential:
+    return pki.issue_operator("crl-fetch.fr", extra_extensions=[crl_points(*urls)])
+
+
+def servers_crl(pki: SessionPki) -> bytes:
+    """The current CRL of the CA that issues operator certificates (DER)."""
+    return pki.pki.crl_path("servers").read_bytes()
+
+
+def store_over(pki: SessionPki, crl_dir: Path, **overrides: object) -> TrustStore:
+    """A trust store whose CRL directory holds the root's CRL only (the intermediates' are
+    current), so the leaf's issuer has none until it is downloaded."""
+    crl_dir.mkdir(exist_ok=True)
+    root = pki.pki.crl_path("root")
+    (crl_dir / root.name).write_bytes(root.read_bytes())
+    return pki.trust_store(crl_dir=crl_dir, **overrides)
+
+
+def refused(store: TrustStore, credential: Credential) -> CertificateRefused:
+    with pytest.raises(CertificateRefused) as refusal:
+        store.verify(credential.certificate, "client")
+    return refusal.value
+
+
+def test_a_missing_crl_is_downloaded_stored_and_used(
+    pki: SessionPki, file_server: FileServer, tmp_path: Path
+) -> None:
+    url = file_server.url("/servers.crl")
+    file_server.routes["/servers.crl"] = (200, servers_crl(pki))
+    credential = operator_with_points(pki, url)
+    crl_dir = tmp_path / "crl"
+    with structlog.testing.capture_logs() as logs:
+        peer = store_over(pki, crl_dir).verify(credential.certificate, "client")
+    leaf = peer.revocation[0]
+    assert (leaf.status, leaf.source) == ("good", "crl")
+    assert leaf.detail == f"not listed in {fetched_path(crl_dir, url)}"
+    assert fetched_path(crl_dir, url).read_bytes() == servers_crl(pki)
+    assert [e["event"] for e in logs if e["event"].startswith("crl")] == ["crl-downloaded"]
+    # a current CRL is not downloaded again, by this store nor by another process's
+    store_over(pki, crl_dir).verify(credential.certificate, "client")
+    assert file_server.requests == ["GET /servers.crl"]
+
+
+def test_a_revocation_is_seen_in_the_downloaded_crl(
+    pki: SessionPki, file_server: FileServer, tmp_path: Path
+) -> None:
+    url = file_server.url("/revoked.crl")
+    credential = operator_with_points(pki, url)
+    pki.revoke(credential, "key-compromise")
+    file_server.routes["/revoked.crl"] = (200, servers_crl(pki))
+    found = refused(store_over(pki, tmp_path / "crl"), credential)
+    assert found.reason == "revoked"
+    assert "(key_compromise)" in found.text
+
+
+def test_a_stale_crl_is_replaced_by_a_download(
+    pki: SessionPki, file_server: FileServer, tmp_path: Path
+) -> None:
+    url = file_server.url("/fresh.crl")
+    file_server.routes["/fresh.crl"] = (200, servers_crl(pki))
+    credential = operator_with_points(pki, url)
+    crl_dir = tmp_path / "crl"
+    store = store_over(pki, crl_dir, revocation_failure="soft")
+    (crl_dir / "servers.crl").write_bytes(servers_crl(pki))
+    later = NOW + dt.timedelta(days=31)  # past the kept CRL's nextUpdate (30 days)
+    peer = store.verify(credential.certificate, "client", now=later)
+    # the download is as stale then as the kept file: refused, said, and the old file kept
+    assert peer.revocation[0].status == "unknown"
+    assert "sent a stale CRL" in peer.revocation[0].detail
+    assert not fetched_path(crl_dir, url).exists()
+    good = pki.trust_store(crl_dir=crl_dir).verify(credential.certificate, "client")
+    assert good.revocation[0].status == "good"
+
+
+def _foreign_signed_crl(pki: SessionPki) -> bytes:
+    """A CRL naming our servers CA as its issuer, signed by another key."""
+    issuer = pki.pki.ca_certificate("servers").subject
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer)
+        .last_update(NOW - dt.timedelta(hours=1))
+        .next_update(NOW + dt.timedelta(days=1))
+    )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return builder.sign(key, hashes.SHA256()).public_bytes(Encoding.DER)
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ((404, b"not here"), "answered HTTP 404"),
+        ((200, b"<html>maintenance</html>"), "sent something that is not a CRL"),
+        (
+            "foreign",
+            "sent a CRL of CN=TEST PLI AC IGC-SANTE ELEMENTAIRE SERVEURS,OU=IGC-SANTE TEST,"
+            "O=PLI ETRANGERE",
+        ),
+        ("forged", "sent a CRL whose signature does not verify"),
+    ],
+)
+def test_what_cannot_be_believed_is_refused_and_said(
+    pki: SessionPki, file_server: FileServer, tmp_path: Path, answer: object, said: str
+) -> None:
+    if answer == "foreign":
+        answer = (200, servers_crl(foreign_pki()))
+    elif answer == "forged":
+        answer = (200, _foreign_signed_crl(pki))
+    path = f"/bad-{len(file_server.requests)}-{tmp_path.name}.crl"
+    file_server.routes[path] = answer  # type: ignore[assignment]
+    credential = operator_with_points(pki, file_server.url(path))
+    crl_dir = tmp_path / "crl"
+    found = refused(store_over(pki, crl_dir), credential)
+    assert found.reason == "revocation-unknown"
+    assert said in found.text
+    assert [path.name for path in crl_dir.iterdir()] == ["root.crl"]  # nothing added
+
+
+def test_a_failing_address_is_not_asked_again_at_once(
+    pki: SessionPki, file_server: FileServer, tmp_path: Path
+) -> None:
+    file_server.routes["/down.crl"] = (503, b"")
+    credential = operator_with_points(pki, file_server.url("/down.crl"))
+    store = store_over(pki, tmp_path / "crl")
+    for _ in range(3):
+        refused(store, credential)
+    assert file_server.requests == ["GET /down.crl"]
+    assert "failed recently; not asked again yet" in refused(store, credential).text
+
+
+def test_the_fetcher_asks_again_after_the_retry_delay(
+    pki: SessionPki, file_server: FileServer, tmp_path: Path
+) -> None:
+    now = [0.0]
+    fetcher = CrlFetcher(tmp_path, timeout=5, clock=lambda: now[0])
+    issuer = pki.pki.ca_certificate("servers")
+    url = file_server.url("/later.crl")
+    file_server.routes["/later.crl"] = (500, b"")
+    with pytest.raises(CrlFetchError, match="answered HTTP 500"):
+        fetcher.fetch(url, issuer, NOW)
+    file_server.routes["/later.crl"] = (200, servers_crl(pki))
+    with pytest.raises(CrlFetchError, match="failed recently"):
+        fetcher.fetch(url, issuer, NOW)
+    now[0] += RETRY_AFTER_FAILURE + 1
+    assert fetcher.fetch(url, issuer, NOW) == fetched_path(tmp_path, url)
+
+
+def test_the_next_address_is_tried_when_one_fails(
+    pki: SessionPki, file_server: FileServer, tmp_path: Path
+) -> None:
+    file_server.routes["/first.crl"] = (500, b"")
+    file_server.routes["/second.crl"] = (200, servers_crl(pki))
+    first, second = file_server.url("/first.crl"), file_server.url("/second.crl")
+    credential = operator_with_points(pki, first, second)
+    peer = store_over(pki, tmp_path / "crl").verify(credential.certificate, "client")
+    assert peer.revocation[0].status == "good"
+    assert fetched_path(tmp_path / "crl", second).exists()
+
+
+def test_nothing_is_downloaded_when_crl_download_is_off(
+    pki: SessionPki, file_server: FileServer, tmp_path: Path
+) -> None:
+    file_server.routes["/off.crl"] = (200, servers_crl(pki))
+    credential = operator_with_points(pki, file_server.url("/off.crl"))
+    found = refused(store_over(pki, tmp_path / "crl", crl_download=False), credential)
+    assert found.reason == "revocation-unknown"
+    assert file_server.requests == []
+
+
+def test_only_http_points_of_complete_crls_are_used() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "points")])
+    partial = x509.DistributionPoint(
+        [x509.UniformResourceIdentifier("http://example.test/keycompromise.crl")],
+        None,
+        frozenset({x509.ReasonFlags.key_compromise}),
+        None,
+    )
+    points = x509.CRLDistributionPoints(
+        [
+            x509.DistributionPoint(
+                [
+                    x509.UniformResourceIdentifier("ldap://example.test/cn=ca?crl"),
+                    x509.UniformResourceIdentifier("http://example.test/ca.crl"),
+                    x509.DNSName("example.test"),
+                ],
+                None,
+                None,
+                None,
+            ),
+            partial,
+            x509.DistributionPoint(
+                [x509.UniformResourceIdentifier("HTTPS://example.test/ca2.crl")], None, None, None
+            ),
+        ]
+    )
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(points, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    assert distribution_points(certificate) == [
+        "http://example.test/ca.crl",
+        "HTTPS://example.test/ca2.crl",
+    ]
