@@ -182,6 +182,26 @@ def mailbox_passwd(config: Path | None, address: str, password: str | None, totp
     run_with_store(config, work)
 
 
+@mailbox_group.command("unlock")
+@config_option
+@click.argument("address")
+def mailbox_unlock(config: Path | None, address: str) -> None:
+    """Forget an account's failed logins: a lockout ends now (any account, citizens too)."""
+
+    async def work(store: Store, _settings: Settings) -> None:
+        account = await store.accounts.by_address(address)
+        forgotten = await store.login_failures.clear(account.address)
+        await store.audit.record(
+            "cli:pli mailbox unlock",
+            "unlock",
+            mailbox=account.address,
+            result=f"{forgotten} failed logins forgotten",
+        )
+        click.echo(f"unlocked {account.address} ({forgotten} failed logins forgotten)")
+
+    run_with_store(config, work)
+
+
 # -- pli citizen --------------------------------------------------------------------------------
 
 

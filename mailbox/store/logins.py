@@ -47,9 +47,10 @@ class LoginFailures:
             await tx.conn.execute(delete(LoginFailureRow).where(LoginFailureRow.at < forget_before))
             await tx.conn.execute(insert(LoginFailureRow).values(key=failure_key(key), at=at))
 
-    async def clear(self, key: str, *, tx: Transaction | None = None) -> None:
-        """A success: the failures of ``key`` are forgiven."""
+    async def clear(self, key: str, *, tx: Transaction | None = None) -> int:
+        """A success, or an operator's unlock: the failures of ``key`` are forgiven (how many)."""
         async with self.store.writing(tx) as tx:
-            await tx.conn.execute(
+            result = await tx.conn.execute(
                 delete(LoginFailureRow).where(LoginFailureRow.key == failure_key(key))
             )
+        return int(result.rowcount)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from plitest.process import PLI
+
+from pli.config.loading import load_settings
+from pli.mailbox.store import Store
 
 CONFIG = """\
 [server]
@@ -80,6 +84,34 @@ def test_mailbox_add_list_passwd_remove(config: Path) -> None:
     removed = pli(config, "mailbox", "remove", "dr.x@hopital-demo.mssante.fr", "--yes")
     assert removed.returncode == 0
     assert pli(config, "mailbox", "list").stdout == ""
+
+
+async def test_mailbox_unlock_ends_a_lockout_and_is_audited(config: Path) -> None:
+    address = "dr.locked@hopital-demo.mssante.fr"
+    assert pli(config, "mailbox", "add", address, "--type", "PER").returncode == 0
+    settings = load_settings(config, environ={})
+    store = await Store.open(settings)
+    try:
+        at = datetime.now(UTC)
+        for _ in range(3):
+            await store.login_failures.record(address, at, forget_before=at - timedelta(hours=1))
+        await store.login_failures.record("someone.else@x.fr", at, forget_before=at)
+    finally:
+        await store.close()
+    unlocked = pli(config, "mailbox", "unlock", address.upper())
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert unlocked.stdout.strip() == f"unlocked {address} (3 failed logins forgotten)"
+    unknown = pli(config, "mailbox", "unlock", "nobody@hopital-demo.mssante.fr")
+    assert unknown.returncode == 1 and unknown.stderr.startswith("pli: ")
+    store = await Store.open(settings)
+    try:
+        since = at - timedelta(hours=1)
+        assert await store.login_failures.count(address, since=since) == 0
+        assert await store.login_failures.count("someone.else@x.fr", since=since) == 1
+        [record] = await store.audit.history(address, limit=1)
+        assert (record.action, record.result) == ("unlock", "3 failed logins forgotten")
+    finally:
+        await store.close()
 
 
 def test_citizen_add_status_guardian(config: Path) -> None:
