@@ -58,6 +58,8 @@ class SmtpListener:
         self._socket: socket.socket | None = None
         #: A worker process: connections come from `pli serve` through this socket.
         self._handoff = handoff
+        #: Set when `pli serve` closed the hand-off socket (it stopped or died): a worker ends.
+        self.handoff_closed = asyncio.Event()
         #: `pli serve` with workers: their ends of the hand-off sockets.
         self._workers: list[socket.socket] = []
         self._turn = 0
@@ -132,6 +134,8 @@ class SmtpListener:
                 self._serve(socket.socket(fileno=descriptor))
             if not message:  # `pli serve` is gone: nothing more will come
                 asyncio.get_running_loop().remove_reader(self._handoff.fileno())
+                log.warning("smtp-handoff-closed", listener=self.name, process=os.getpid())
+                self.handoff_closed.set()
                 return
 
     def _serve(self, connection: socket.socket) -> None:

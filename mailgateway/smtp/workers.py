@@ -14,7 +14,8 @@ connections to its smtpd processes.
 `pli serve` starts the children after binding (so port 0 works) and waits until each says it is
 ready (a pipe), so that start-up is still all or nothing. A child whose hand-off fails (it died)
 is skipped: `pli serve` serves that connection itself. On stop, children get SIGTERM (their own
-graceful stop, same grace), then SIGKILL if they outlive it.
+graceful stop, same grace), then SIGKILL if they outlive it. A child whose parent died (kill -9)
+sees its hand-off socket close and stops the same graceful way.
 
 On SQLite the processes take turns on the single writer (a file lock: mailbox/store/writelock.py);
 PostgreSQL lets them write in parallel (docs/smtp.md, bench/smtp.py). The queue runner stays in
@@ -148,7 +149,8 @@ def _inherited_handoff() -> socket.socket:
 
 async def run_worker(settings: Settings, name: str) -> None:
     """A worker process: serves the connections `pli serve` hands over for one SMTP listener,
-    until SIGTERM/SIGINT."""
+    until SIGTERM/SIGINT, or until `pli serve` is gone (killed with -9, its hand-off socket
+    closes): then it stops as gracefully, so that no orphan keeps the store open."""
     from pli.mailbox.store import Store
 
     from ..gateway import Gateway
@@ -168,7 +170,10 @@ async def run_worker(settings: Settings, name: str) -> None:
             "smtp-worker-listening", service=name, pid=os.getpid(), address=service.addresses()
         )
         signal_ready()
-        await stop.wait()
+        waits = [asyncio.create_task(event.wait()) for event in (stop, service.handoff_closed)]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for wait in waits:
+            wait.cancel()
         await service.stop(settings.server.shutdown_grace)
         await gateway.close()
     finally:

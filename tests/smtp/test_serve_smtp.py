@@ -287,5 +287,37 @@ async def test_a_lockout_counts_the_failures_of_every_process(data_dir: Path) ->
         assert len(served) == 2 and sum(served.values()) == 5
         refused = [e["reason"] for e in events if e.get("event") == "auth-refused"]
         assert refused == ["bad-password"] * 3 + ["locked"], refused
+        process.signal(signal.SIGTERM)
+        assert process.wait() == 0
     finally:
         process.stop()
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie nobody reaped yet has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+async def test_a_worker_ends_when_pli_serve_is_killed(data_dir: Path) -> None:
+    """kill -9 of `pli serve` closes the hand-off socket: the worker stops by itself (an orphan
+    would keep the store open and its connections unserved)."""
+    process, _ = serve(data_dir, PLI_LISTENERS__MTA__PROCESSES="2")
+    try:
+        [worker] = [json.loads(line) for line in process.lines if '"smtp-worker-started"' in line]
+        pid = int(worker["pid"])
+        process.signal(signal.SIGKILL)
+        process.process.wait(timeout=30)
+        for _ in range(300):
+            if not _alive(pid):
+                break
+            await asyncio.sleep(0.1)
+        assert not _alive(pid), "the worker outlived pli serve"
+        assert any('"smtp-handoff-closed"' in line for line in process.lines)
+    finally:
+        process.stop()
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
