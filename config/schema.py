@@ -112,7 +112,13 @@ class DatabaseSection(Section):
     busy_timeout: Duration = Field(
         10.0, description="SQLite: how long a writer waits for the write lock (seconds)."
     )
-    pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL: connections in the pool.")
+    pool_size: int = Field(
+        20,
+        ge=1,
+        le=200,
+        description="PostgreSQL: connections kept in each process's pool (as many again may "
+        "be opened for a moment under load); at least the concurrent SMTP sessions expected.",
+    )
     sqlite_synchronous: Literal["full", "normal"] = Field(
         "full",
         description="SQLite: full fsyncs the log at every commit (an acknowledged message "

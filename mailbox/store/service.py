@@ -135,7 +135,7 @@ class Store:
         schema: str | None = None,
         busy_timeout: float = 10.0,
         synchronous: str = "full",
-        pool_size: int = 10,
+        pool_size: int = 20,
         options: StoreOptions | None = None,
         migrate: bool = True,
         fsync: bool = True,
