@@ -23,8 +23,10 @@ This module looks accounts up in the store and verifies secrets; it does not spe
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -86,6 +88,13 @@ class Principal:
         return self.acting_as.id != self.account.id
 
 
+def login_address(username: str, citizen_domain: str) -> str:
+    """The address a user name logs in to: lower-cased, and a citizen may give the INS alone.
+    The lockout counts under this key, whichever front end the attempt came through."""
+    name = username.strip().lower()
+    return name if "@" in name else f"{name}@{citizen_domain}"
+
+
 class FailureTracker:
     """Failed attempts per user name within a sliding window, counted in the store
     (``Store.login_failures``): every process of the server, and the next one after a restart,
@@ -102,6 +111,22 @@ class FailureTracker:
         self._limit = limit
         self._window = window
         self._clock = clock
+        self._attempts: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def attempt(self, key: str) -> AsyncIterator[None]:
+        """One attempt of ``key`` at a time in this process: attempts running side by side
+        would all count the failures before any had recorded its own, and each get a guess
+        past the limit. Across processes, at most one such extra guess per process remains."""
+        lock, users = self._attempts.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._attempts[key]
 
     async def recent(self, key: str) -> int:
         """The failures of ``key`` within the window."""
@@ -154,6 +179,17 @@ class Authenticator:
 
         ``peer`` is the verified TLS client certificate's identity, when there is one."""
         key = self._failure_key(credentials, peer)
+        async with self._failures.attempt(key):
+            return await self._attempt(key, credentials, peer, service, remote)
+
+    async def _attempt(
+        self,
+        key: str,
+        credentials: Credentials,
+        peer: PeerIdentity | None,
+        service: str,
+        remote: str,
+    ) -> Principal:
         try:
             failures = await self._failures.recent(key)
             if self._failures.locks(failures):
@@ -184,7 +220,7 @@ class Authenticator:
 
     def _failure_key(self, credentials: Credentials, peer: PeerIdentity | None) -> str:
         if isinstance(credentials, PasswordCredentials):
-            return credentials.username.strip().lower()
+            return login_address(credentials.username, self._citizen_domain)
         if isinstance(credentials, ExternalCredentials) and peer is not None:
             return f"certificate:{peer.fingerprint_sha256}"
         return f"{type(credentials).__name__}:{credentials.authzid.lower()}"
@@ -212,10 +248,7 @@ class Authenticator:
         return Principal(account=account, method=method, acting_as=acting_as, detail=detail)
 
     async def _account_for_login(self, username: str) -> Account:
-        name = username.strip()
-        if "@" not in name:  # a citizen may log in with the INS alone
-            name = f"{name}@{self._citizen_domain}"
-        account = await self._store.accounts.find(name)
+        account = await self._store.accounts.find(login_address(username, self._citizen_domain))
         if account is None:
             raise AuthenticationFailed("unknown-user", username)
         return account

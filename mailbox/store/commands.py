@@ -190,13 +190,15 @@ def mailbox_unlock(config: Path | None, address: str) -> None:
 
     async def work(store: Store, _settings: Settings) -> None:
         account = await store.accounts.by_address(address)
-        forgotten = await store.login_failures.clear(account.address)
-        await store.audit.record(
-            "cli:pli mailbox unlock",
-            "unlock",
-            mailbox=account.address,
-            result=f"{forgotten} failed logins forgotten",
-        )
+        async with store.transaction() as tx:
+            forgotten = await store.login_failures.clear(account.address, tx=tx)
+            await store.audit.record(
+                "cli:pli mailbox unlock",
+                "unlock",
+                mailbox=account.address,
+                result=f"{forgotten} failed logins forgotten",
+                tx=tx,
+            )
         click.echo(f"unlocked {account.address} ({forgotten} failed logins forgotten)")
 
     run_with_store(config, work)

@@ -33,7 +33,7 @@ import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import Argon2Error
 
-from pli.mailbox.auth.service import FailureTracker
+from pli.mailbox.auth.service import FailureTracker, login_address
 from pli.mailbox.notify.relay import OutgoingMail, Relay, RelayError, outbox_key
 from pli.mailbox.notify.texts import code_mail
 from pli.mailbox.store import Account, Store
@@ -113,8 +113,7 @@ class Login:
         self._dummy_hash: str | None = None
 
     def account_address(self, identifier: str) -> str:
-        name = identifier.strip().lower()[:MAX_IDENTIFIER]
-        return name if "@" in name else f"{name}@{self.config.citizen_domain}"
+        return login_address(identifier[:MAX_IDENTIFIER], self.config.citizen_domain)
 
     def _locked(self) -> LoginRefused:
         minutes = max(1, round(self.config.lockout_duration / 60))
@@ -122,7 +121,10 @@ class Login:
 
     async def check_password(self, identifier: str, password: str, *, remote: str) -> CodeSent:
         address = self.account_address(identifier)
-        password = password[:MAX_PASSWORD]
+        async with self.failures.attempt(address):
+            return await self._check_password(address, password[:MAX_PASSWORD], remote)
+
+    async def _check_password(self, address: str, password: str, remote: str) -> CodeSent:
         if self.failures.locks(await self.failures.recent(address)):
             await self._audit(address, None, remote, "refused: locked")
             raise self._locked()
@@ -185,6 +187,10 @@ class Login:
 
     async def check_code(self, session: WebSession, code: str, *, remote: str) -> str:
         """The active session's token, or LoginRefused."""
+        async with self.failures.attempt(session.account.address):
+            return await self._check_code(session, code, remote)
+
+    async def _check_code(self, session: WebSession, code: str, remote: str) -> str:
         account = session.account
         failures = await self.failures.recent(account.address)
         if self.failures.locks(failures):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -283,6 +284,44 @@ async def test_a_lockout_is_seen_by_another_process_and_a_success_forgives(
     assert locked.value.reason == "locked"
     clock.now += 61
     assert (await second.authenticate(right, service="imap")).account.id == accounts.doctor.id
+
+
+async def test_a_citizen_counts_as_one_whether_named_by_ins_or_address(
+    store: Store, accounts: DemoAccounts
+) -> None:
+    """A citizen may log in with the INS alone: the failures count under the address, the key
+    the webmail and `pli mailbox unlock` use too."""
+    clock = Clock()
+    auth = authenticator(
+        store, clock=clock, require_otp=False, failures_before_lockout=3, lockout_duration=60
+    )
+    address = accounts.parent.address
+    ins = address.split("@")[0]
+    for username in (ins, ins.upper(), f" {address.upper()} "):
+        with pytest.raises(AuthenticationFailed):
+            await auth.authenticate(PasswordCredentials(username, "wrong"), service="imap")
+    with pytest.raises(AuthenticationFailed) as locked:
+        await auth.authenticate(PasswordCredentials(ins, DEMO_PASSWORD), service="imap")
+    assert locked.value.reason == "locked"
+    since = datetime.fromtimestamp(clock.now - 60, UTC)
+    assert await store.login_failures.count(address, since=since) == 3
+    assert await store.login_failures.clear(address) == 3
+    unlocked = await auth.authenticate(PasswordCredentials(ins, DEMO_PASSWORD), service="imap")
+    assert unlocked.account.id == accounts.parent.id
+
+
+async def test_attempts_side_by_side_get_no_guess_past_the_limit(
+    store: Store, accounts: DemoAccounts
+) -> None:
+    """Six wrong passwords at once with a limit of three: three are checked, three locked
+    (without the per-key serialisation all six counted no failure and were checked)."""
+    auth = authenticator(store, require_otp=False, failures_before_lockout=3, lockout_duration=60)
+    wrong = PasswordCredentials(accounts.doctor.address, "not-the-password")
+    outcomes = await asyncio.gather(
+        *(auth.authenticate(wrong, service="smtp") for _ in range(6)), return_exceptions=True
+    )
+    reasons = sorted(o.reason for o in outcomes if isinstance(o, AuthenticationFailed))
+    assert reasons == ["bad-password"] * 3 + ["locked"] * 3
 
 
 async def test_failures_older_than_the_window_are_forgotten(store: Store) -> None:
