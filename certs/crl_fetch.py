@@ -9,9 +9,12 @@ current, and writes it into ``tls.crl_dir`` (written aside, fsynced, renamed): t
 every other process and the next start find it there. One file per address
 (``fetched-<hash>.crl``), replaced by each new download.
 
-A handshake may wait for one download (``tls.crl_timeout``); an address that failed is not asked
-again for :data:`RETRY_AFTER_FAILURE`, so a dead server costs one timeout per period, not one per
-peer. Only ``http``/``https`` addresses are used (LDAP ones are skipped).
+A handshake may wait for one download (``tls.crl_timeout`` for the whole answer); an address
+that failed is not asked again for :data:`RETRY_AFTER_FAILURE`, so a dead server costs one
+timeout per period, not one per peer. Only ``http``/``https`` addresses are used (LDAP ones are
+skipped). Redirects are followed (a CA may move its files): on plain HTTP a man in the middle
+could send the request elsewhere, but nothing that comes back is believed unless the issuer
+signed it.
 """
 
 from __future__ import annotations
@@ -28,16 +31,12 @@ from cryptography import x509
 
 from .download import DownloadError, fetch_bounded
 from .files import write_public
-from .revocation import incompleteness, load_crl
+from .revocation import MAX_CRL_SIZE, is_stale, load_crl, unusable
 
 log = structlog.get_logger(__name__)
 
-#: Largest CRL downloaded (IGC Santé's largest are a few megabytes).
-MAX_DOWNLOAD_SIZE = 32 * 1024 * 1024
 #: An address that failed is left alone this long (seconds).
 RETRY_AFTER_FAILURE = 300.0
-#: Clock skew tolerated on a downloaded CRL's thisUpdate.
-CLOCK_SKEW = dt.timedelta(minutes=5)
 
 Download = Callable[[str, float], bytes]
 
@@ -66,7 +65,7 @@ def download(url: str, timeout: float) -> bytes:
     """GET ``url`` (redirects followed); raises :class:`CrlFetchError`."""
     try:
         return fetch_bounded(
-            "GET", url, max_size=MAX_DOWNLOAD_SIZE, timeout=timeout, follow_redirects=True
+            "GET", url, max_size=MAX_CRL_SIZE, timeout=timeout, follow_redirects=True
         )
     except DownloadError as error:
         raise CrlFetchError(f"{url} {error}") from None
@@ -77,7 +76,8 @@ def fetched_path(directory: Path, url: str) -> Path:
 
 
 class CrlFetcher:
-    """Downloads into ``directory``; thread-safe (one download at a time)."""
+    """Downloads into ``directory``; thread-safe (the CRL store runs one download per issuer
+    at a time)."""
 
     def __init__(
         self,
@@ -112,15 +112,17 @@ class CrlFetcher:
     def fetch(self, url: str, issuer: x509.Certificate, now: dt.datetime) -> Path:
         """Download ``url``, check it is a current, complete CRL signed by ``issuer``, store it."""
         with self._lock:
-            if self._failed_until.get(url, 0.0) > self._clock():
-                raise CrlFetchError(f"{url} failed recently; not asked again yet")
-            try:
-                data = self._download(url, self.timeout)
-                check_crl(data, issuer, now, url)
-                path = self._store(url, data)
-            except CrlFetchError:
+            resting = self._failed_until.get(url, 0.0) > self._clock()
+        if resting:
+            raise CrlFetchError(f"{url} failed recently; not asked again yet")
+        try:
+            data = self._download(url, self.timeout)
+            check_crl(data, issuer, now, url)
+            path = self._store(url, data)
+        except CrlFetchError:
+            with self._lock:
                 self._failed_until[url] = self._clock() + RETRY_AFTER_FAILURE
-                raise
+            raise
         log.info("crl-downloaded", url=url, path=str(path), size=len(data))
         return path
 
@@ -143,10 +145,8 @@ def check_crl(data: bytes, issuer: x509.Certificate, now: dt.datetime, url: str)
         raise CrlFetchError(f"{url} sent a CRL of {crl.issuer.rfc4514_string()}")
     if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
         raise CrlFetchError(f"{url} sent a CRL whose signature does not verify")
-    incomplete = incompleteness(crl)
-    if incomplete:
-        raise CrlFetchError(f"{url} sent {incomplete}")
-    if crl.last_update_utc > now + CLOCK_SKEW:
-        raise CrlFetchError(f"{url} sent a CRL not yet valid")
-    if crl.next_update_utc is None or crl.next_update_utc < now:
+    problem = unusable(crl, now)
+    if problem:
+        raise CrlFetchError(f"{url} sent a CRL that {problem}")
+    if is_stale(crl, now):
         raise CrlFetchError(f"{url} sent a stale CRL (nextUpdate {crl.next_update_utc})")

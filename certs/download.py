@@ -7,6 +7,8 @@ and abandoned past ``max_size``, the whole exchange within ``timeout``. Every fa
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 #: Redirects followed when asked (GitHub's raw files redirect once).
@@ -27,7 +29,10 @@ def fetch_bounded(
     headers: dict[str, str] | None = None,
     follow_redirects: bool = False,
 ) -> bytes:
-    """The body of a 200 answer to ``method url``, at most ``max_size`` bytes."""
+    """The body of a 200 answer to ``method url``, at most ``max_size`` bytes, all of it within
+    ``timeout`` (httpx's own timeout bounds each read: a server trickling a byte at a time
+    would never trip it)."""
+    deadline = time.monotonic() + timeout
     try:
         with (
             httpx.Client(
@@ -42,6 +47,8 @@ def fetch_bounded(
                 body += chunk
                 if len(body) > max_size:
                     raise DownloadError(f"sent more than {max_size} bytes")
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("the whole answer took too long")
             return bytes(body)
     except httpx.TimeoutException:
         raise DownloadError(f"gave no complete answer within {timeout:g} s") from None

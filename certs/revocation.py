@@ -72,7 +72,7 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
     return x509.load_der_x509_crl(data)
 
 
-def incompleteness(crl: x509.CertificateRevocationList) -> str | None:
+def _incompleteness(crl: x509.CertificateRevocationList) -> str | None:
     """Why this CRL cannot answer for every reason and every certificate (None: it can)."""
     for extension in crl.extensions:
         if isinstance(extension.value, x509.DeltaCRLIndicator):
@@ -83,6 +83,51 @@ def incompleteness(crl: x509.CertificateRevocationList) -> str | None:
                 return "a partial CRL (indirect or some reasons only)"
         elif extension.critical and isinstance(extension.value, x509.UnrecognizedExtension):
             return f"a CRL with unknown critical extension {extension.oid.dotted_string}"
+    return None
+
+
+def unusable(crl: x509.CertificateRevocationList, now: dt.datetime) -> str | None:
+    """Why this CRL cannot answer at ``now``, whatever it lists (None: it can): incomplete, or
+    issued in the future."""
+    incomplete = _incompleteness(crl)
+    if incomplete:
+        return f"is {incomplete}"
+    if crl.last_update_utc > now + CRL_CLOCK_SKEW:
+        return "is not yet valid"
+    return None
+
+
+def is_stale(crl: x509.CertificateRevocationList, now: dt.datetime) -> bool:
+    """Past its nextUpdate, or without one (RFC 5280 §6.3.3 (a)(2))."""
+    return crl.next_update_utc is None or crl.next_update_utc < now
+
+
+def out_of_scope(crl: x509.CertificateRevocationList, certificate: x509.Certificate) -> str | None:
+    """Why ``certificate`` is outside what the CRL's issuing distribution point says it covers
+    (RFC 5280 §5.2.5, §6.3.3 (b)(2)); None when it is inside. A certificate without a CRL
+    distribution points extension is taken as covered by a CRL naming one."""
+    try:
+        point = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+    except x509.ExtensionNotFound:
+        return None
+    if point.only_contains_attribute_certs:
+        return "covers attribute certificates only"
+    try:
+        is_ca = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if point.only_contains_user_certs and is_ca:
+        return "covers end-entity certificates only"
+    if point.only_contains_ca_certs and not is_ca:
+        return "covers CA certificates only"
+    if point.full_name:
+        try:
+            points = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints)
+        except x509.ExtensionNotFound:
+            return None
+        named = {name for dp in points.value for name in dp.full_name or ()}
+        if not named & set(point.full_name):
+            return "is published for another distribution point"
     return None
 
 
@@ -102,10 +147,15 @@ class CrlStore:
         self.directory = directory
         self.issuers = issuers
         self.download = download
-        self._downloading = threading.Lock()
+        self._downloads: dict[x509.Name, threading.Lock] = {}
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[int, int, int]] = {}
         self._by_issuer: dict[x509.Name, _LoadedCrl] = {}
+
+    def _download_lock(self, issuer: x509.Name) -> threading.Lock:
+        """One download at a time per issuer (peers of other CAs do not wait on it)."""
+        with self._lock:
+            return self._downloads.setdefault(issuer, threading.Lock())
 
     def _listing(self) -> dict[str, tuple[int, int, int]]:
         try:
@@ -162,7 +212,7 @@ class CrlStore:
         loaded = self._by_issuer.get(issuer.subject)
         if self.download is None or _current(loaded, now):
             return self._answer(loaded, certificate, issuer, now)
-        with self._downloading:  # another thread may have just stored it
+        with self._download_lock(issuer.subject):  # another thread may have just stored it
             self.refresh()
             loaded = self._by_issuer.get(issuer.subject)
             problems = [] if _current(loaded, now) else self.download(certificate, issuer, now)
@@ -183,11 +233,12 @@ class CrlStore:
         if loaded is None:
             return RevocationResult("unknown", "crl", f"no CRL of {where} in {self.directory}")
         crl = loaded.crl
-        incomplete = incompleteness(crl)
-        if incomplete:
-            return RevocationResult("unknown", "crl", f"{loaded.path} is {incomplete}")
-        if crl.last_update_utc > now + CRL_CLOCK_SKEW:
-            return RevocationResult("unknown", "crl", f"{loaded.path} is not yet valid")
+        problem = unusable(crl, now)
+        if problem:
+            return RevocationResult("unknown", "crl", f"{loaded.path} {problem}")
+        scope = out_of_scope(crl, certificate)
+        if scope:
+            return RevocationResult("unknown", "crl", f"{loaded.path} {scope}")
         entry = crl.get_revoked_certificate_by_serial_number(certificate.serial_number)
         if entry is not None and _entry_reason(entry) != x509.ReasonFlags.remove_from_crl:
             return RevocationResult(
@@ -204,11 +255,8 @@ class CrlStore:
 
 
 def _current(loaded: _LoadedCrl | None, now: dt.datetime) -> bool:
-    """A CRL is there and not past its nextUpdate (RFC 5280 §6.3.3 (a)(2))."""
-    if loaded is None:
-        return False
-    next_update = loaded.crl.next_update_utc
-    return next_update is not None and next_update >= now
+    """A CRL is there and not stale."""
+    return loaded is not None and not is_stale(loaded.crl, now)
 
 
 def _entry_reason(entry: x509.RevokedCertificate) -> x509.ReasonFlags | None:

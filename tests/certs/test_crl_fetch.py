@@ -5,6 +5,9 @@ what is refused and said, and that a failing address is not hammered."""
 from __future__ import annotations
 
 import datetime as dt
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -91,7 +94,27 @@ def test_a_revocation_is_seen_in_the_downloaded_crl(
     assert "(key_compromise)" in found.text
 
 
-def test_a_stale_crl_is_replaced_by_a_download(
+def test_a_stale_crl_is_replaced_by_a_fresh_download(
+    pki: SessionPki, file_server: FileServer, tmp_path: Path
+) -> None:
+    url = file_server.url("/replaced.crl")
+    file_server.routes["/replaced.crl"] = (200, servers_crl(pki))
+    credential = operator_with_points(pki, url)
+    crl_dir = tmp_path / "crl"
+    store = store_over(pki, crl_dir)
+    old = servers_crl_built(
+        pki, last_update=NOW - dt.timedelta(days=40), next_update=NOW - dt.timedelta(days=10)
+    )
+    (crl_dir / "servers.crl").write_bytes(old)
+    peer = store.verify(credential.certificate, "client")
+    assert (peer.revocation[0].status, peer.revocation[0].detail) == (
+        "good",
+        f"not listed in {fetched_path(crl_dir, url)}",
+    )
+    assert file_server.requests == ["GET /replaced.crl"]
+
+
+def test_a_stale_download_is_refused_and_the_kept_crl_stays(
     pki: SessionPki, file_server: FileServer, tmp_path: Path
 ) -> None:
     url = file_server.url("/fresh.crl")
@@ -110,17 +133,32 @@ def test_a_stale_crl_is_replaced_by_a_download(
     assert good.revocation[0].status == "good"
 
 
-def _foreign_signed_crl(pki: SessionPki) -> bytes:
-    """A CRL naming our servers CA as its issuer, signed by another key."""
-    issuer = pki.pki.ca_certificate("servers").subject
+def servers_crl_built(
+    pki: SessionPki,
+    *,
+    last_update: dt.datetime,
+    next_update: dt.datetime,
+    key: rsa.RSAPrivateKey | None = None,
+    scope: x509.IssuingDistributionPoint | None = None,
+) -> bytes:
+    """A CRL naming our servers CA as its issuer, signed by its key unless ``key`` is given."""
     builder = (
         x509.CertificateRevocationListBuilder()
-        .issuer_name(issuer)
-        .last_update(NOW - dt.timedelta(hours=1))
-        .next_update(NOW + dt.timedelta(days=1))
+        .issuer_name(pki.pki.ca_certificate("servers").subject)
+        .last_update(last_update)
+        .next_update(next_update)
+        .add_extension(x509.CRLNumber(0), critical=False)  # older than any the PKI published
     )
+    if scope is not None:
+        builder = builder.add_extension(scope, critical=True)
+    signer = key or pki.pki.ca_key("servers")
+    return builder.sign(signer, hashes.SHA256()).public_bytes(Encoding.DER)  # type: ignore[arg-type]
+
+
+def _foreign_signed_crl(pki: SessionPki) -> bytes:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return builder.sign(key, hashes.SHA256()).public_bytes(Encoding.DER)
+    day = dt.timedelta(days=1)
+    return servers_crl_built(pki, last_update=NOW - day, next_update=NOW + day, key=key)
 
 
 @pytest.mark.parametrize(
@@ -192,6 +230,79 @@ def test_the_next_address_is_tried_when_one_fails(
     peer = store_over(pki, tmp_path / "crl").verify(credential.certificate, "client")
     assert peer.revocation[0].status == "good"
     assert fetched_path(tmp_path / "crl", second).exists()
+
+
+def test_a_server_that_trickles_is_abandoned_at_the_deadline(
+    pki: SessionPki, tmp_path: Path
+) -> None:
+    """tls.crl_timeout bounds the whole answer, not each read: one byte every 0.2 s of a
+    declared 1 MB body is given up after the 1 s timeout."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+            for _ in range(50):  # 10 s at most: a regression fails rather than hangs
+                if stop.is_set():
+                    return
+                try:
+                    connection.sendall(b"0")
+                except OSError:
+                    return
+                stop.wait(0.2)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/slow.crl"
+    fetcher = CrlFetcher(tmp_path, timeout=1.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(CrlFetchError, match="gave no complete answer within 1 s"):
+            fetcher.fetch(url, pki.pki.ca_certificate("servers"), NOW)
+        assert time.monotonic() - started < 5
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+@pytest.mark.parametrize(
+    ("scope", "covered"),
+    [
+        (x509.IssuingDistributionPoint(None, None, False, True, None, False, False), False),
+        (x509.IssuingDistributionPoint(None, None, True, False, None, False, False), True),
+        ("another point", False),
+        ("the certificate's point", True),
+    ],
+)
+def test_a_crl_covers_only_what_its_issuing_distribution_point_says(
+    pki: SessionPki, file_server: FileServer, tmp_path: Path, scope: object, covered: bool
+) -> None:
+    """RFC 5280 §6.3.3 (b)(2): a CRL for CA certificates only, or published for another
+    distribution point, says nothing of an operator certificate."""
+    url = file_server.url(f"/scoped-{tmp_path.name}.crl")
+    credential = operator_with_points(pki, url)
+    if isinstance(scope, str):
+        where = url if scope == "the certificate's point" else file_server.url("/other.crl")
+        scope = x509.IssuingDistributionPoint(
+            [x509.UniformResourceIdentifier(where)], None, False, False, None, False, False
+        )
+    assert isinstance(scope, x509.IssuingDistributionPoint)
+    crl_dir = tmp_path / "crl"
+    store = store_over(pki, crl_dir, revocation_failure="soft")
+    (crl_dir / "servers.crl").write_bytes(
+        servers_crl_built(
+            pki,
+            last_update=NOW - dt.timedelta(hours=1),
+            next_update=NOW + dt.timedelta(days=1),
+            scope=scope,
+        )
+    )
+    leaf = store.verify(credential.certificate, "client").revocation[0]
+    assert (leaf.status == "good") is covered, leaf.detail
 
 
 def test_nothing_is_downloaded_when_crl_download_is_off(

@@ -306,18 +306,19 @@ async def test_a_worker_ends_when_pli_serve_is_killed(data_dir: Path) -> None:
     """kill -9 of `pli serve` closes the hand-off socket: the worker stops by itself (an orphan
     would keep the store open and its connections unserved)."""
     process, _ = serve(data_dir, PLI_LISTENERS__MTA__PROCESSES="2")
+    pid: int | None = None
     try:
         [worker] = [json.loads(line) for line in process.lines if '"smtp-worker-started"' in line]
         pid = int(worker["pid"])
         process.signal(signal.SIGKILL)
-        process.process.wait(timeout=30)
         for _ in range(300):
             if not _alive(pid):
                 break
             await asyncio.sleep(0.1)
         assert not _alive(pid), "the worker outlived pli serve"
+        process.wait()  # the output's reader has read everything the worker wrote
         assert any('"smtp-handoff-closed"' in line for line in process.lines)
     finally:
         process.stop()
-        if _alive(pid):
+        if pid is not None and _alive(pid):
             os.kill(pid, signal.SIGKILL)
