@@ -282,13 +282,13 @@ async def test_a_lockout_counts_the_failures_of_every_process(data_dir: Path) ->
         for _ in range(3):
             assert not await login("not-the-password")
         assert not await login(DEMO_PASSWORD)  # locked, in whichever process serves it
+        process.signal(signal.SIGTERM)
+        assert process.wait() == 0  # and every line the two processes logged is read
         events = [json.loads(line) for line in process.lines if line.startswith("{")]
         served = Counter(e["process"] for e in events if e.get("event") == "smtp-connect")
         assert len(served) == 2 and sum(served.values()) == 5
         refused = [e["reason"] for e in events if e.get("event") == "auth-refused"]
         assert refused == ["bad-password"] * 3 + ["locked"], refused
-        process.signal(signal.SIGTERM)
-        assert process.wait() == 0
     finally:
         process.stop()
 
