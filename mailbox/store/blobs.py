@@ -109,9 +109,9 @@ class FileBlobStore:
     async def put(self, data: bytes, *, durable: bool = True) -> str:
         blob_id = new_blob_id()
         if len(data) > WRITE_INLINE_UP_TO:
-            await asyncio.to_thread(self._write, blob_id, data, durable)
-            return blob_id
-        descriptor, created = self._create(blob_id, data)
+            descriptor, created = await asyncio.to_thread(self._create, blob_id, data)
+        else:
+            descriptor, created = self._create(blob_id, data)
         if durable or created:
             await asyncio.to_thread(self._sync_and_close, blob_id, descriptor, created)
         else:
@@ -122,13 +122,6 @@ class FileBlobStore:
         if self.fsync and blob_ids:
             files = [self._location(blob_id) for blob_id in blob_ids]
             await asyncio.to_thread(_make_durable, files)
-
-    def _write(self, blob_id: str, data: bytes, durable: bool) -> None:
-        descriptor, created = self._create(blob_id, data)
-        if durable or created:
-            self._sync_and_close(blob_id, descriptor, created)
-        else:
-            os.close(descriptor)
 
     def _create(self, blob_id: str, data: bytes) -> tuple[int, bool]:
         """The blob's file created under its final name and written: (descriptor, whether its

@@ -39,6 +39,12 @@ def crl_points(*urls: str) -> tuple[x509.ExtensionType, bool]:
     return x509.CRLDistributionPoints(points), False
 
 
+def publish(file_server: FileServer, path: str, status: int, body: bytes) -> str:
+    """The local server answers ``path`` with ``status`` and ``body``; its URL."""
+    file_server.routes[path] = (status, body)
+    return file_server.url(path)
+
+
 def operator_with_points(pki: SessionPki, *urls: str) -> Credential:
     return pki.issue_operator("crl-fetch.fr", extra_extensions=[crl_points(*urls)])
 
@@ -66,8 +72,7 @@ def refused(store: TrustStore, credential: Credential) -> CertificateRefused:
 def test_a_missing_crl_is_downloaded_stored_and_used(
     pki: SessionPki, file_server: FileServer, tmp_path: Path
 ) -> None:
-    url = file_server.url("/servers.crl")
-    file_server.routes["/servers.crl"] = (200, servers_crl(pki))
+    url = publish(file_server, "/servers.crl", 200, servers_crl(pki))
     credential = operator_with_points(pki, url)
     crl_dir = tmp_path / "crl"
     with structlog.testing.capture_logs() as logs:
@@ -97,8 +102,7 @@ def test_a_revocation_is_seen_in_the_downloaded_crl(
 def test_a_stale_crl_is_replaced_by_a_fresh_download(
     pki: SessionPki, file_server: FileServer, tmp_path: Path
 ) -> None:
-    url = file_server.url("/replaced.crl")
-    file_server.routes["/replaced.crl"] = (200, servers_crl(pki))
+    url = publish(file_server, "/replaced.crl", 200, servers_crl(pki))
     credential = operator_with_points(pki, url)
     crl_dir = tmp_path / "crl"
     store = store_over(pki, crl_dir)
@@ -117,8 +121,7 @@ def test_a_stale_crl_is_replaced_by_a_fresh_download(
 def test_a_stale_download_is_refused_and_the_kept_crl_stays(
     pki: SessionPki, file_server: FileServer, tmp_path: Path
 ) -> None:
-    url = file_server.url("/fresh.crl")
-    file_server.routes["/fresh.crl"] = (200, servers_crl(pki))
+    url = publish(file_server, "/fresh.crl", 200, servers_crl(pki))
     credential = operator_with_points(pki, url)
     crl_dir = tmp_path / "crl"
     store = store_over(pki, crl_dir, revocation_failure="soft")
@@ -181,9 +184,9 @@ def test_what_cannot_be_believed_is_refused_and_said(
         answer = (200, servers_crl(foreign_pki()))
     elif answer == "forged":
         answer = (200, _foreign_signed_crl(pki))
-    path = f"/bad-{len(file_server.requests)}-{tmp_path.name}.crl"
-    file_server.routes[path] = answer  # type: ignore[assignment]
-    credential = operator_with_points(pki, file_server.url(path))
+    status, body = answer  # type: ignore[misc]
+    url = publish(file_server, f"/bad-{tmp_path.name}.crl", status, body)
+    credential = operator_with_points(pki, url)
     crl_dir = tmp_path / "crl"
     found = refused(store_over(pki, crl_dir), credential)
     assert found.reason == "revocation-unknown"
@@ -194,8 +197,7 @@ def test_what_cannot_be_believed_is_refused_and_said(
 def test_a_failing_address_is_not_asked_again_at_once(
     pki: SessionPki, file_server: FileServer, tmp_path: Path
 ) -> None:
-    file_server.routes["/down.crl"] = (503, b"")
-    credential = operator_with_points(pki, file_server.url("/down.crl"))
+    credential = operator_with_points(pki, publish(file_server, "/down.crl", 503, b""))
     store = store_over(pki, tmp_path / "crl")
     for _ in range(3):
         refused(store, credential)
@@ -209,11 +211,10 @@ def test_the_fetcher_asks_again_after_the_retry_delay(
     now = [0.0]
     fetcher = CrlFetcher(tmp_path, timeout=5, clock=lambda: now[0])
     issuer = pki.pki.ca_certificate("servers")
-    url = file_server.url("/later.crl")
-    file_server.routes["/later.crl"] = (500, b"")
+    url = publish(file_server, "/later.crl", 500, b"")
     with pytest.raises(CrlFetchError, match="answered HTTP 500"):
         fetcher.fetch(url, issuer, NOW)
-    file_server.routes["/later.crl"] = (200, servers_crl(pki))
+    publish(file_server, "/later.crl", 200, servers_crl(pki))
     with pytest.raises(CrlFetchError, match="failed recently"):
         fetcher.fetch(url, issuer, NOW)
     now[0] += RETRY_AFTER_FAILURE + 1
@@ -223,9 +224,8 @@ def test_the_fetcher_asks_again_after_the_retry_delay(
 def test_the_next_address_is_tried_when_one_fails(
     pki: SessionPki, file_server: FileServer, tmp_path: Path
 ) -> None:
-    file_server.routes["/first.crl"] = (500, b"")
-    file_server.routes["/second.crl"] = (200, servers_crl(pki))
-    first, second = file_server.url("/first.crl"), file_server.url("/second.crl")
+    first = publish(file_server, "/first.crl", 500, b"")
+    second = publish(file_server, "/second.crl", 200, servers_crl(pki))
     credential = operator_with_points(pki, first, second)
     peer = store_over(pki, tmp_path / "crl").verify(credential.certificate, "client")
     assert peer.revocation[0].status == "good"
@@ -308,8 +308,7 @@ def test_a_crl_covers_only_what_its_issuing_distribution_point_says(
 def test_nothing_is_downloaded_when_crl_download_is_off(
     pki: SessionPki, file_server: FileServer, tmp_path: Path
 ) -> None:
-    file_server.routes["/off.crl"] = (200, servers_crl(pki))
-    credential = operator_with_points(pki, file_server.url("/off.crl"))
+    credential = operator_with_points(pki, publish(file_server, "/off.crl", 200, servers_crl(pki)))
     found = refused(store_over(pki, tmp_path / "crl", crl_download=False), credential)
     assert found.reason == "revocation-unknown"
     assert file_server.requests == []
